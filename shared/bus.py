@@ -1,0 +1,258 @@
+"""The event bus on RabbitMQ (kombu): topology, confirmed publishing, and at-least-once consumers.
+
+Topology, all durable and prefixed by the namespace:
+- `<ns>.events`: the topic exchange every event goes through; routing key = event type.
+- `<ns>.dead`: a direct exchange; each consumer queue dead-letters into `<queue>.dead`.
+A consumer acks after its handler succeeds; a failing handler is retried a few times with
+back-off, then its message is dead-lettered, so a poison message never loops.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import amqp
+from kombu import Connection, Exchange, Producer, Queue, binding
+from kombu.mixins import ConsumerMixin
+
+from shared.config import Settings
+from shared.events import Envelope
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS_HEADER = "x-attempts"
+
+
+def events_exchange(settings: Settings) -> Exchange:
+    return Exchange(settings.exchange, type="topic", durable=True)
+
+
+def dead_letter_exchange(settings: Settings) -> Exchange:
+    return Exchange(settings.dead_letter_exchange, type="direct", durable=True)
+
+
+def consumer_queue(
+    settings: Settings,
+    name: str,
+    bindings: Iterable[str],
+    *,
+    expires_ms: int | None = None,
+) -> Queue:
+    """A durable queue bound to the event exchange by routing patterns, dead-lettering on refusal."""
+    qname = settings.consumer_queue(name)
+    arguments: dict[str, Any] = {
+        "x-dead-letter-exchange": settings.dead_letter_exchange,
+        "x-dead-letter-routing-key": qname,
+    }
+    if expires_ms is not None:
+        # A per-process queue disappears some time after its process does.
+        arguments["x-expires"] = expires_ms
+    exchange = events_exchange(settings)
+    return Queue(
+        qname,
+        bindings=[binding(exchange, routing_key=pattern) for pattern in bindings],
+        durable=True,
+        queue_arguments=arguments,
+    )
+
+
+def declare_consumer_queue(channel: Any, settings: Settings, queue: Queue) -> None:
+    """Declare the queue, its bindings and its dead-letter queue (idempotent)."""
+    events_exchange(settings)(channel).declare()
+    dlx = dead_letter_exchange(settings)(channel)
+    dlx.declare()
+    Queue(f"{queue.name}.dead", exchange=dlx, routing_key=queue.name, durable=True)(channel).declare()
+    queue(channel).declare()
+
+
+class PublishFailed(Exception):
+    """The broker refused (nacked) or did not confirm a publish in time."""
+
+
+class ConfirmingPublisher:
+    """Publishes batches of events and returns only once the broker has confirmed all of them.
+
+    Confirms are batched: publish N messages, then wait for the acks (RabbitMQ acks with
+    `multiple`), which costs far less than one blocking round trip per message. kombu's own
+    `confirm_publish` waits per message, so this talks to the py-amqp channel underneath.
+    Not thread-safe: one publisher per thread.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.conn = Connection(settings.amqp_url, heartbeat=0, connect_timeout=5)
+        self._channel: amqp.Channel | None = None
+        self._last_tag = 0
+        self._pending: set[int] = set()
+        self._nacked = False
+
+    def _open(self) -> amqp.Channel:
+        if self._channel is not None:
+            return self._channel
+        self.conn.ensure_connection(max_retries=1)
+        channel = self.conn.channel()
+        events_exchange(self.settings)(channel).declare()
+        channel.confirm_select()
+        channel.events["basic_ack"].add(self._on_ack)
+        channel.events["basic_nack"].add(self._on_nack)
+        self._channel, self._last_tag, self._nacked = channel, 0, False
+        self._pending = set()
+        return channel
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        if multiple:
+            self._pending = {tag for tag in self._pending if tag > delivery_tag}
+        else:
+            self._pending.discard(delivery_tag)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self._nacked = True
+
+    def publish(self, bodies: list[tuple[str, str, str]], *, timeout: float = 10.0) -> None:
+        """Publish (event_id, routing_key, json_body) triples; raise PublishFailed unless all are confirmed."""
+        if not bodies:
+            return
+        try:
+            channel = self._open()
+            exchange = self.settings.exchange
+            for event_id, routing_key, body in bodies:
+                message = amqp.Message(
+                    body,
+                    content_type="application/json",
+                    content_encoding="utf-8",
+                    delivery_mode=2,
+                    message_id=event_id,
+                    type=routing_key,
+                )
+                channel.basic_publish(message, exchange=exchange, routing_key=routing_key)
+                self._last_tag += 1
+                self._pending.add(self._last_tag)
+            deadline = time.monotonic() + timeout
+            while self._pending and not self._nacked:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise PublishFailed("publisher confirms timed out")
+                self.conn.drain_events(timeout=remaining)
+            if self._nacked:
+                raise PublishFailed("the broker refused a message")
+        except (OSError, socket.timeout, amqp.exceptions.AMQPError, PublishFailed) as exc:
+            self.reset()
+            if isinstance(exc, PublishFailed):
+                raise
+            raise PublishFailed(str(exc) or type(exc).__name__) from exc
+
+    def reset(self) -> None:
+        """Drop the connection; the next publish opens a fresh one."""
+        self._channel = None
+        try:
+            self.conn.release()
+        except Exception:  # noqa: BLE001  (the connection is already broken; nothing to save)
+            pass
+        self.conn = Connection(self.settings.amqp_url, heartbeat=0, connect_timeout=5)
+
+    def close(self) -> None:
+        self.reset()
+        self.conn.release()
+
+
+Handler = Callable[[Envelope], None]
+
+
+@dataclass
+class ConsumerSpec:
+    name: str
+    bindings: tuple[str, ...]
+    handler: Handler
+    prefetch: int = 32
+    max_attempts: int = 5
+    expires_ms: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class EventConsumer(ConsumerMixin):
+    """Consumes one queue at-least-once: ack after the handler, retry with back-off, then dead-letter.
+
+    Reconnects by itself (kombu's ConsumerMixin) when the broker goes away.
+    """
+
+    def __init__(self, settings: Settings, spec: ConsumerSpec) -> None:
+        self.settings = settings
+        self.spec = spec
+        self.connection = Connection(settings.amqp_url, heartbeat=30)
+        self.queue = consumer_queue(settings, spec.name, spec.bindings, expires_ms=spec.expires_ms)
+        self.ready = threading.Event()
+
+    def get_consumers(self, Consumer: Any, channel: Any) -> list[Any]:  # noqa: N803  (kombu's signature)
+        declare_consumer_queue(channel, self.settings, self.queue)
+        return [
+            Consumer(
+                queues=[self.queue],
+                on_message=self._on_message,
+                prefetch_count=self.spec.prefetch,
+                accept=["json"],
+            )
+        ]
+
+    def on_consume_ready(self, connection: Any, channel: Any, consumers: Any, **kwargs: Any) -> None:
+        self.ready.set()
+
+    def on_connection_error(self, exc: Exception, interval: float) -> None:
+        self.ready.clear()
+        log.warning("consumer %s: broker unreachable (%s); retrying in %.1fs", self.spec.name, exc, interval)
+
+    def _on_message(self, message: Any) -> None:
+        try:
+            raw = json.loads(message.body)
+            envelope = Envelope.from_dict(raw)
+        except (ValueError, TypeError, UnicodeDecodeError) as exc:
+            # Unparseable input can never succeed: straight to the dead-letter queue.
+            log.error("consumer %s: dead-lettering malformed message: %s", self.spec.name, exc)
+            message.reject(requeue=False)
+            return
+        try:
+            self.spec.handler(envelope)
+        except Exception as exc:  # noqa: BLE001  (any failure is retried, then dead-lettered)
+            self._retry_or_dead_letter(message, envelope, exc)
+            return
+        message.ack()
+
+    def _retry_or_dead_letter(self, message: Any, envelope: Envelope, exc: Exception) -> None:
+        attempts = int((message.headers or {}).get(ATTEMPTS_HEADER, 0)) + 1
+        if attempts >= self.spec.max_attempts:
+            log.error("consumer %s: %s failed %d times, dead-lettered: %r", self.spec.name, envelope.type, attempts, exc)
+            message.reject(requeue=False)
+            return
+        log.warning("consumer %s: %s failed (attempt %d): %r", self.spec.name, envelope.type, attempts, exc)
+        time.sleep(min(0.1 * 2**attempts, 2.0))
+        # Republish before acking: a crash in between means a duplicate, never a loss.
+        Producer(message.channel).publish(
+            message.body,
+            exchange="",
+            routing_key=self.queue.name,
+            headers={**(message.headers or {}), ATTEMPTS_HEADER: attempts},
+            content_type="application/json",
+            content_encoding="utf-8",
+            delivery_mode=2,
+            message_id=envelope.id,
+            type=envelope.type,
+        )
+        message.ack()
+
+    def stop(self) -> None:
+        self.should_stop = True
+
+
+def start_consumer(settings: Settings, spec: ConsumerSpec, *, wait: float = 10.0) -> tuple[EventConsumer, threading.Thread]:
+    """Run a consumer in a daemon thread and wait until it is consuming."""
+    consumer = EventConsumer(settings, spec)
+    thread = threading.Thread(target=consumer.run, name=f"consumer-{spec.name}", daemon=True)
+    thread.start()
+    if not consumer.ready.wait(wait):
+        raise TimeoutError(f"consumer {spec.name} did not start")
+    return consumer, thread

@@ -1,0 +1,116 @@
+"""Configuration from environment variables only; the whole list lives here and in README.md."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+SERVICES = ("directory", "conversations", "attachments", "moderation", "mass_messaging")
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, str(default)))
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, str(default)))
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    return default if raw is None else raw.strip().lower() in _TRUE
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    env: str = "development"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672//"
+    namespace: str = "im"
+    postgres_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432"
+    db_prefix: str = "im"
+    database_urls: dict[str, str] = field(default_factory=dict)
+    jwt_secret: str = "development-secret-change-me"
+    jwt_public_key: str = ""
+    jwt_algorithm: str = "HS256"
+    jwt_issuer: str = "school-im"
+    jwt_audience: str = "school-im"
+    token_ttl_seconds: int = 8 * 3600
+    dev_login: bool = True
+    rpc_timeout_seconds: float = 5.0
+    rpc_threads: int = 8
+    consumer_prefetch: int = 32
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    gateway_workers: int = 4
+    realtime_host: str = "127.0.0.1"
+    realtime_port: int = 8001
+    realtime_public_url: str = ""
+    socketio_path: str = "socket.io"
+    realtime_async_mode: str = "eventlet"
+    max_body_bytes: int = 1024 * 1024
+    course_participants_url: str = "https://lms.example.org/course/{course_id}/participants"
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        d = cls()
+        env = _env("IM_ENV", d.env)
+        return cls(
+            env=env,
+            amqp_url=_env("AMQP_URL", d.amqp_url),
+            namespace=_env("IM_NAMESPACE", d.namespace),
+            postgres_url=_env("POSTGRES_URL", d.postgres_url),
+            db_prefix=_env("DB_PREFIX", d.db_prefix),
+            database_urls={
+                s: os.environ[f"{s.upper()}_DATABASE_URL"]
+                for s in SERVICES
+                if f"{s.upper()}_DATABASE_URL" in os.environ
+            },
+            jwt_secret=_env("JWT_SECRET", d.jwt_secret),
+            jwt_public_key=_env("JWT_PUBLIC_KEY", ""),
+            jwt_algorithm=_env("JWT_ALGORITHM", d.jwt_algorithm),
+            jwt_issuer=_env("JWT_ISSUER", d.jwt_issuer),
+            jwt_audience=_env("JWT_AUDIENCE", d.jwt_audience),
+            token_ttl_seconds=_env_int("TOKEN_TTL_SECONDS", d.token_ttl_seconds),
+            # Minting tokens for anyone is only ever a development convenience.
+            dev_login=_env_bool("DEV_LOGIN", env == "development"),
+            rpc_timeout_seconds=_env_float("RPC_TIMEOUT_SECONDS", d.rpc_timeout_seconds),
+            rpc_threads=_env_int("RPC_THREADS", d.rpc_threads),
+            consumer_prefetch=_env_int("CONSUMER_PREFETCH", d.consumer_prefetch),
+            gateway_host=_env("GATEWAY_HOST", d.gateway_host),
+            gateway_port=_env_int("GATEWAY_PORT", d.gateway_port),
+            gateway_workers=_env_int("GATEWAY_WORKERS", d.gateway_workers),
+            realtime_host=_env("REALTIME_HOST", d.realtime_host),
+            realtime_port=_env_int("REALTIME_PORT", d.realtime_port),
+            realtime_public_url=_env("REALTIME_PUBLIC_URL", ""),
+            socketio_path=_env("SOCKETIO_PATH", d.socketio_path),
+            realtime_async_mode=_env("REALTIME_ASYNC_MODE", d.realtime_async_mode),
+            max_body_bytes=_env_int("MAX_BODY_BYTES", d.max_body_bytes),
+            course_participants_url=_env("COURSE_PARTICIPANTS_URL", d.course_participants_url),
+            log_level=_env("LOG_LEVEL", d.log_level),
+        )
+
+    def database_url(self, service: str) -> str:
+        """The service's own database: an explicit URL, else `<POSTGRES_URL>/<DB_PREFIX>_<service>`."""
+        if service in self.database_urls:
+            return self.database_urls[service]
+        return f"{self.postgres_url.rstrip('/')}/{self.db_prefix}_{service}"
+
+    @property
+    def exchange(self) -> str:
+        return f"{self.namespace}.events"
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        return f"{self.namespace}.dead"
+
+    def rpc_queue(self, service: str) -> str:
+        return f"{self.namespace}.rpc.{service}"
+
+    def consumer_queue(self, name: str) -> str:
+        return f"{self.namespace}.{name}"

@@ -1,0 +1,88 @@
+"""SQLAlchemy 2.0 engines and sessions, database creation, and Alembic migrations per service."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+
+class Base(DeclarativeBase):
+    """Each service subclasses its own base so metadata never mixes across services."""
+
+
+@lru_cache(maxsize=None)
+def engine_for(url: str, pool_size: int = 10) -> Engine:
+    """One pooled engine per URL per process."""
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, future=True)
+
+
+@lru_cache(maxsize=None)
+def session_factory(url: str) -> sessionmaker[Session]:
+    return sessionmaker(engine_for(url), expire_on_commit=False)
+
+
+@contextmanager
+def transaction(url: str) -> Iterator[Session]:
+    """A session whose work commits on success and rolls back on any exception."""
+    with session_factory(url).begin() as session:
+        yield session
+
+
+def ensure_database(url: str) -> bool:
+    """Create the database named in `url` when missing; True when it was created."""
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}
+            ).scalar()
+            if exists:
+                return False
+            conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+            return True
+    finally:
+        admin.dispose()
+
+
+def drop_database(url: str) -> None:
+    target = make_url(url)
+    engine_for.cache_clear()
+    session_factory.cache_clear()
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+def migrate(url: str, migrations_dir: Path, revision: str = "head") -> None:
+    """Create the database if needed and bring it to `revision` with the service's Alembic scripts."""
+    from alembic import command
+    from alembic.config import Config
+
+    ensure_database(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir))
+    cfg.attributes["url"] = url
+    command.upgrade(cfg, revision)
+
+
+def run_alembic_env() -> None:
+    """The body of every service's `migrations/env.py`: online migrations on the configured URL."""
+    from alembic import context
+
+    url = context.config.attributes.get("url") or context.config.get_main_option("sqlalchemy.url")
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            context.configure(connection=connection)
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        engine.dispose()

@@ -1,0 +1,121 @@
+"""The event envelope and the one catalogue of event types.
+
+Routing key = event type = `<service>.<entity>.<verb>` (a past-tense fact).
+`audience` lists the user ids who must see the event in real time (None: nobody).
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class EventType:
+    name: str
+    fields: tuple[str, ...]
+    description: str
+    client_event: str | None = None  # the Socket.IO event name, when clients see it
+
+
+CATALOGUE: dict[str, EventType] = {
+    e.name: e
+    for e in (
+        EventType(
+            "directory.user.upserted",
+            ("user_id", "name", "given_name", "family_name", "role", "title", "org_ids", "enabled"),
+            "A roster user was created or changed.",
+        ),
+        EventType("directory.user.removed", ("user_id",), "A roster user was removed."),
+        EventType(
+            "directory.enrolment.added",
+            ("kind", "group_id", "user_id", "role"),
+            "A user joined a course (kind=course) or a project (kind=project).",
+        ),
+        EventType(
+            "directory.enrolment.removed",
+            ("kind", "group_id", "user_id"),
+            "A user left a course or a project.",
+        ),
+        EventType(
+            "directory.roster.imported",
+            ("counts",),
+            "A roster bundle was applied; counts per entity of what changed.",
+        ),
+        EventType(
+            "conversations.conversation.created",
+            ("conversation",),
+            "A conversation came into being; `conversation` is its summary.",
+            "conversation.created",
+        ),
+        EventType(
+            "conversations.message.created",
+            ("message", "conversation_id"),
+            "A message was stored; `message` is the message as API.md shows it.",
+            "message.created",
+        ),
+    )
+}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    type: str
+    data: dict[str, Any]
+    producer: str
+    audience: list[str] | None = None
+    version: int = 1
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    occurred_at: str = field(default_factory=_now)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "version": self.version,
+            "occurred_at": self.occurred_at,
+            "producer": self.producer,
+            "audience": self.audience,
+            "data": self.data,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"), default=str)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "Envelope":
+        """Rebuild from the wire; raises ValueError on anything not shaped like an envelope."""
+        try:
+            audience = raw.get("audience")
+            if audience is not None and not isinstance(audience, list):
+                raise ValueError("audience must be a list or null")
+            if not isinstance(raw["data"], dict):
+                raise ValueError("data must be an object")
+            return cls(
+                type=str(raw["type"]),
+                data=raw["data"],
+                producer=str(raw.get("producer", "")),
+                audience=[str(a) for a in audience] if audience is not None else None,
+                version=int(raw.get("version", 1)),
+                id=str(uuid.UUID(str(raw["id"]))),
+                occurred_at=str(raw.get("occurred_at", "")),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not an event envelope: {exc}") from exc
+
+
+def make_event(type_: str, data: dict[str, Any], *, producer: str, audience: list[str] | None = None) -> Envelope:
+    """Build an envelope for a catalogued type; an unknown type or a missing field is a programming error."""
+    spec = CATALOGUE.get(type_)
+    if spec is None:
+        raise KeyError(f"event type {type_!r} is not in the catalogue")
+    missing = [f for f in spec.fields if f not in data]
+    if missing:
+        raise KeyError(f"event {type_} lacks fields {missing}")
+    return Envelope(type=type_, data=data, producer=producer, audience=audience)

@@ -1,0 +1,161 @@
+"""The transactional outbox, its relay, and the processed-event record of idempotent consumers.
+
+A service writes its state change and its events in one transaction (`add_event`); the
+relay publishes committed events with publisher confirms and then deletes them. When the
+broker is down the rows simply wait. One relay per service is active at a time (a
+PostgreSQL advisory lock), which keeps each service's events in commit order; start more
+for fail-over. A NOTIFY on commit wakes the relay at once; it also polls as a safety net.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import zlib
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy import make_url, text
+from sqlalchemy.orm import Session
+
+from shared.bus import ConfirmingPublisher, PublishFailed
+from shared.config import Settings
+from shared.events import Envelope, make_event
+
+log = logging.getLogger(__name__)
+
+
+def _outbox_columns() -> list[sa.Column[Any]]:
+    return [
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("event_id", sa.Uuid, nullable=False, unique=True),
+        sa.Column("type", sa.Text, nullable=False),
+        sa.Column("envelope", sa.Text, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    ]
+
+
+def _processed_columns() -> list[sa.Column[Any]]:
+    return [
+        sa.Column("consumer", sa.Text, primary_key=True),
+        sa.Column("event_id", sa.Uuid, primary_key=True),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    ]
+
+
+def outbox_table(metadata: sa.MetaData) -> sa.Table:
+    return sa.Table("outbox", metadata, *_outbox_columns())
+
+
+def processed_events_table(metadata: sa.MetaData) -> sa.Table:
+    return sa.Table("processed_events", metadata, *_processed_columns())
+
+
+def create_tables(op: Any) -> None:
+    """Called from each service's first Alembic migration."""
+    op.create_table("outbox", *_outbox_columns())
+    op.create_table("processed_events", *_processed_columns())
+    op.create_index("processed_events_processed_at", "processed_events", ["processed_at"])
+
+
+def channel_name(service: str) -> str:
+    return f"outbox_{service}"
+
+
+def add_event(
+    session: Session,
+    service: str,
+    type_: str,
+    data: dict[str, Any],
+    *,
+    audience: list[str] | None = None,
+) -> Envelope:
+    """Record an event in the caller's open transaction; it leaves only if that transaction commits."""
+    envelope = make_event(type_, data, producer=service, audience=audience)
+    session.execute(
+        text("INSERT INTO outbox (event_id, type, envelope) VALUES (:id, :type, :envelope)"),
+        {"id": envelope.id, "type": envelope.type, "envelope": envelope.to_json()},
+    )
+    # Delivered on commit only, and once per transaction however many events it holds.
+    session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel_name(service)})
+    return envelope
+
+
+def claim_event(session: Session, consumer: str, event_id: str) -> bool:
+    """True the first time `consumer` sees `event_id` (in this transaction); False for a repeat."""
+    row = session.execute(
+        text(
+            "INSERT INTO processed_events (consumer, event_id) VALUES (:consumer, :id) "
+            "ON CONFLICT DO NOTHING RETURNING 1"
+        ),
+        {"consumer": consumer, "id": event_id},
+    ).first()
+    return row is not None
+
+
+def _psycopg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class OutboxRelay:
+    """Moves committed outbox rows to RabbitMQ. `run()` blocks until `stop()`."""
+
+    BATCH = 500
+    POLL_SECONDS = 1.0
+
+    def __init__(self, settings: Settings, service: str, database_url: str) -> None:
+        self.settings = settings
+        self.service = service
+        self.dsn = _psycopg_dsn(database_url)
+        self.publisher = ConfirmingPublisher(settings)
+        self._stop = threading.Event()
+        self.lock_key = zlib.crc32(f"outbox-relay:{service}".encode())
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._run_connected()
+            except (psycopg.Error, OSError) as exc:
+                log.warning("outbox relay %s: database trouble (%s); retrying", self.service, exc)
+                self._stop.wait(1.0)
+        self.publisher.close()
+
+    def _run_connected(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            # Only one relay per service publishes, so events leave in commit order.
+            while not conn.execute("SELECT pg_try_advisory_lock(%s)", (self.lock_key,)).fetchone()[0]:
+                if self._stop.wait(self.POLL_SECONDS):
+                    return
+            conn.execute(f"LISTEN {channel_name(self.service)}")
+            while not self._stop.is_set():
+                if self.relay_once(conn):
+                    continue
+                for _ in conn.notifies(timeout=self.POLL_SECONDS, stop_after=1):
+                    pass
+
+    def relay_once(self, conn: psycopg.Connection) -> int:
+        """Publish one batch; the number published (0 when empty or when the broker is down)."""
+        rows = conn.execute(
+            "SELECT id, event_id::text, type, envelope FROM outbox ORDER BY id LIMIT %s", (self.BATCH,)
+        ).fetchall()
+        if not rows:
+            return 0
+        try:
+            self.publisher.publish([(event_id, type_, body) for _, event_id, type_, body in rows])
+        except PublishFailed as exc:
+            log.warning("outbox relay %s: broker unavailable (%s); %d events wait", self.service, exc, len(rows))
+            self._stop.wait(1.0)
+            return 0
+        # Deleting after the confirm: a crash in between republishes, and consumers are idempotent.
+        conn.execute("DELETE FROM outbox WHERE id = ANY(%s)", ([r[0] for r in rows],))
+        return len(rows)
+
+
+def start_relay(settings: Settings, service: str, database_url: str) -> tuple[OutboxRelay, threading.Thread]:
+    relay = OutboxRelay(settings, service, database_url)
+    thread = threading.Thread(target=relay.run, name=f"outbox-relay-{service}", daemon=True)
+    thread.start()
+    return relay, thread

@@ -1,0 +1,244 @@
+"""Request/reply over RabbitMQ: one durable work queue per service, direct reply-to, deadlines.
+
+Request body: {"method", "params", "caller"}; headers carry the absolute deadline.
+Reply body: {"ok": true, "result": ...} or {"ok": false, "error": {code, message, details}}.
+A server skips requests whose deadline has passed (the caller gave up on them); a client
+drops late replies by correlation id. Scaling a service = more consumers on its queue.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import amqp
+from kombu import Connection, Consumer, Producer, Queue
+from kombu.exceptions import OperationalError
+from kombu.mixins import ConsumerMixin
+
+from shared.config import Settings
+from shared.errors import AppError
+
+log = logging.getLogger(__name__)
+
+REPLY_TO = "amq.rabbitmq.reply-to"
+DEADLINE_HEADER = "x-deadline"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The verified identity of whoever the gateway is acting for."""
+
+    user_id: str
+
+
+Method = Callable[[Caller | None, dict[str, Any]], Any]
+
+
+def _encode(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"), default=str)
+
+
+class _RpcWorker(ConsumerMixin):
+    def __init__(self, settings: Settings, service: str, methods: dict[str, Method]) -> None:
+        self.settings = settings
+        self.service = service
+        self.methods = methods
+        self.connection = Connection(settings.amqp_url, heartbeat=30)
+        self.queue = Queue(settings.rpc_queue(service), durable=True)
+        self.ready = threading.Event()
+
+    def get_consumers(self, Consumer: Any, channel: Any) -> list[Any]:  # noqa: N803  (kombu's signature)
+        self.queue(channel).declare()
+        return [Consumer(queues=[self.queue], on_message=self._on_message, prefetch_count=1)]
+
+    def on_consume_ready(self, connection: Any, channel: Any, consumers: Any, **kwargs: Any) -> None:
+        self.ready.set()
+
+    def on_connection_error(self, exc: Exception, interval: float) -> None:
+        self.ready.clear()
+        log.warning("rpc %s: broker unreachable (%s); retrying in %.1fs", self.service, exc, interval)
+
+    def _on_message(self, message: Any) -> None:
+        props = message.properties
+        reply_to = props.get("reply_to")
+        correlation_id = props.get("correlation_id")
+        deadline = (message.headers or {}).get(DEADLINE_HEADER)
+        try:
+            if isinstance(deadline, (int, float)) and time.time() > deadline:
+                return  # the caller has given up; doing the work now would only surprise it
+            reply = self._dispatch(message.body)
+            if reply_to:
+                Producer(message.channel).publish(
+                    _encode(reply),
+                    exchange="",
+                    routing_key=reply_to,
+                    correlation_id=correlation_id,
+                    content_type="application/json",
+                    content_encoding="utf-8",
+                    delivery_mode=1,
+                )
+        finally:
+            message.ack()
+
+    def _dispatch(self, body: bytes | str) -> dict[str, Any]:
+        try:
+            request = json.loads(body)
+            method = self.methods.get(request["method"])
+            params = request.get("params") or {}
+            raw_caller = request.get("caller")
+            caller = Caller(user_id=str(raw_caller["user_id"])) if raw_caller else None
+            if not isinstance(params, dict):
+                raise TypeError("params must be an object")
+        except (ValueError, KeyError, TypeError) as exc:
+            return {"ok": False, "error": AppError("malformed_request", f"Malformed request: {exc}").to_dict()}
+        if method is None:
+            return {"ok": False, "error": AppError("not_found", f"No method {request['method']!r}.").to_dict()}
+        try:
+            return {"ok": True, "result": method(caller, params)}
+        except AppError as exc:
+            return {"ok": False, "error": exc.to_dict()}
+        except Exception:  # noqa: BLE001  (a bug must answer the caller and keep the worker alive)
+            log.exception("rpc %s: %s failed", self.service, request.get("method"))
+            return {"ok": False, "error": AppError("internal", "Something went wrong.").to_dict()}
+
+
+class RpcServer:
+    """`threads` workers, each with its own connection (kombu connections are not thread-safe)."""
+
+    def __init__(self, settings: Settings, service: str, methods: dict[str, Method], *, threads: int | None = None) -> None:
+        self.workers = [_RpcWorker(settings, service, methods) for _ in range(threads or settings.rpc_threads)]
+        self.threads: list[threading.Thread] = []
+
+    def start(self, *, wait: float = 10.0) -> "RpcServer":
+        for i, worker in enumerate(self.workers):
+            thread = threading.Thread(target=worker.run, name=f"rpc-{worker.service}-{i}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        for worker in self.workers:
+            if not worker.ready.wait(wait):
+                raise TimeoutError(f"rpc server {worker.service} did not start")
+        return self
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.should_stop = True
+        for thread in self.threads:
+            thread.join(timeout=5)
+
+
+class _ReplyChannel:
+    """A connection with a consumer on direct reply-to, used by one thread at a time."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.conn = Connection(settings.amqp_url, heartbeat=0, connect_timeout=3)
+        self.conn.ensure_connection(max_retries=1)
+        self.channel = self.conn.channel()
+        self.replies: dict[str, dict[str, Any]] = {}
+        self.waiting: str | None = None
+        # The reply consumer must be consuming (no-ack) on this channel before any request is sent.
+        self.consumer = Consumer(
+            self.channel,
+            queues=[Queue(REPLY_TO, no_ack=True, no_declare=True)],
+            on_message=self._on_reply,
+            no_ack=True,
+        )
+        self.consumer.consume()
+        self.producer = Producer(self.channel)
+
+    def _on_reply(self, message: Any) -> None:
+        correlation_id = message.properties.get("correlation_id")
+        if correlation_id == self.waiting:
+            self.replies[correlation_id] = json.loads(message.body)
+        # Anything else is a reply to a call that already timed out: dropped.
+
+    def close(self) -> None:
+        try:
+            self.conn.release()
+        except Exception:  # noqa: BLE001  (closing a broken connection; nothing to save)
+            pass
+
+
+class RpcClient:
+    """Thread-safe RPC client: a pool of reply channels, a deadline on every call."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._pool: queue.LifoQueue[_ReplyChannel] = queue.LifoQueue()
+
+    @contextmanager
+    def _channel(self) -> Iterator[_ReplyChannel]:
+        try:
+            channel = self._pool.get_nowait()
+        except queue.Empty:
+            channel = _ReplyChannel(self.settings)
+        healthy = False
+        try:
+            yield channel
+            healthy = True
+        finally:
+            if healthy:
+                self._pool.put(channel)
+            else:
+                channel.close()
+
+    def call(
+        self,
+        service: str,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        caller: Caller | str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """The method's result; raises the service's AppError, or `unavailable` when no answer comes in time."""
+        timeout = timeout if timeout is not None else self.settings.rpc_timeout_seconds
+        caller_id = caller.user_id if isinstance(caller, Caller) else caller
+        body = _encode({"method": method, "params": params or {}, "caller": {"user_id": caller_id} if caller_id else None})
+        correlation_id = str(uuid.uuid4())
+        deadline = time.time() + timeout
+        try:
+            with self._channel() as rc:
+                rc.waiting = correlation_id
+                rc.producer.publish(
+                    body,
+                    exchange="",
+                    routing_key=self.settings.rpc_queue(service),
+                    reply_to=REPLY_TO,
+                    correlation_id=correlation_id,
+                    headers={DEADLINE_HEADER: deadline},
+                    expiration=timeout,  # the broker drops it if nobody takes it in time
+                    content_type="application/json",
+                    content_encoding="utf-8",
+                    delivery_mode=1,
+                )
+                while correlation_id not in rc.replies:
+                    remaining = deadline - time.time()
+                    if remaining <= 0:
+                        raise socket.timeout()
+                    rc.conn.drain_events(timeout=remaining)
+                reply = rc.replies.pop(correlation_id)
+                rc.waiting = None
+        except (socket.timeout, TimeoutError):
+            raise AppError("unavailable", "The service did not answer in time. Try again.", {"service": service}) from None
+        except (OSError, amqp.exceptions.AMQPError, OperationalError) as exc:
+            # The broken pooled channel was discarded on the way out of the `with`.
+            raise AppError("unavailable", "The service is unreachable. Try again.", {"service": service}) from exc
+        if reply.get("ok"):
+            return reply.get("result")
+        raise AppError.from_dict(reply.get("error") or {})
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._pool.get_nowait().close()
+            except queue.Empty:
+                return
