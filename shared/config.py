@@ -36,6 +36,7 @@ class Settings:
     database_urls: dict[str, str] = field(default_factory=dict)
     jwt_secret: str = "development-secret-change-me"
     jwt_public_key: str = ""
+    cursor_secret: str = "development-cursor-secret-change-me"
     jwt_algorithm: str = "HS256"
     jwt_issuer: str = "school-im"
     jwt_audience: str = "school-im"
@@ -73,6 +74,7 @@ class Settings:
             },
             jwt_secret=_env("JWT_SECRET", d.jwt_secret),
             jwt_public_key=_env("JWT_PUBLIC_KEY", ""),
+            cursor_secret=_env("CURSOR_SECRET", d.cursor_secret),
             jwt_algorithm=_env("JWT_ALGORITHM", d.jwt_algorithm),
             jwt_issuer=_env("JWT_ISSUER", d.jwt_issuer),
             jwt_audience=_env("JWT_AUDIENCE", d.jwt_audience),

@@ -17,6 +17,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "not_allowed": 409,
     "cursor_expired": 410,
     "file_too_large": 413,
+    "request_too_large": 413,
     "validation_failed": 422,
     "too_many_recipients": 422,
     "messaging_disabled": 422,

@@ -71,14 +71,25 @@ def add_event(
     audience: list[str] | None = None,
 ) -> Envelope:
     """Record an event in the caller's open transaction; it leaves only if that transaction commits."""
-    envelope = make_event(type_, data, producer=service, audience=audience)
+    return add_events(session, service, [(type_, data, audience)])[0]
+
+
+def add_events(
+    session: Session,
+    service: str,
+    events: list[tuple[str, dict[str, Any], list[str] | None]],
+) -> list[Envelope]:
+    """Record many (type, data, audience) events in one round trip, in the caller's open transaction."""
+    envelopes = [make_event(type_, data, producer=service, audience=audience) for type_, data, audience in events]
+    if not envelopes:
+        return envelopes
     session.execute(
         text("INSERT INTO outbox (event_id, type, envelope) VALUES (:id, :type, :envelope)"),
-        {"id": envelope.id, "type": envelope.type, "envelope": envelope.to_json()},
+        [{"id": e.id, "type": e.type, "envelope": e.to_json()} for e in envelopes],
     )
     # Delivered on commit only, and once per transaction however many events it holds.
     session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel_name(service)})
-    return envelope
+    return envelopes
 
 
 def claim_event(session: Session, consumer: str, event_id: str) -> bool:

@@ -1,0 +1,1 @@
+"""Deployment: the local runner (`python -m deploy.local`), images, compose and Kubernetes files."""

@@ -1,0 +1,193 @@
+"""Run the whole system on one machine against the RabbitMQ and PostgreSQL it finds.
+
+    python -m deploy.local setup     create databases, migrate, declare queues, load the demo roster
+    python -m deploy.local run       setup, then start every process until Ctrl-C
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from kombu import Connection
+from sqlalchemy import text
+
+from services import conversations, directory
+from shared.auth import issue_token
+from shared.bus import consumer_queue, declare_consumer_queue
+from shared.config import Settings
+from shared.db import migrate, transaction
+from shared.service import ServiceDefinition
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFINITIONS: dict[str, tuple[ServiceDefinition, Path]] = {
+    "directory": (directory.DEFINITION, directory.MIGRATIONS),
+    "conversations": (conversations.DEFINITION, conversations.MIGRATIONS),
+}
+DEMO_ACCOUNTS = {"teacher": "user-t-001", "student": "user-s-0001", "admin": "user-a-001"}
+
+
+def declare_topology(settings: Settings) -> None:
+    """Declare every consumer queue before anything publishes, so no early event goes unrouted."""
+    with Connection(settings.amqp_url) as conn:
+        channel = conn.channel()
+        for definition, _ in DEFINITIONS.values():
+            for spec in definition.consumers(settings):
+                declare_consumer_queue(channel, settings, consumer_queue(settings, spec.name, spec.bindings))
+
+
+def load_demo_roster(settings: Settings, target: Path) -> bool:
+    """Generate and import the demo roster when the directory holds no users; True when loaded."""
+    from services.directory.handlers import import_roster
+    from services.directory.roster.generate import write_demo_roster
+
+    url = settings.database_url("directory")
+    with transaction(url) as session:
+        if session.execute(text("SELECT 1 FROM users LIMIT 1")).first() is not None:
+            return False
+    target.mkdir(parents=True, exist_ok=True)
+    write_demo_roster(target)
+    import_roster(url, target)
+    return True
+
+
+def setup(settings: Settings, *, demo: bool = True, var: Path = ROOT / "var") -> None:
+    for name, (_, migrations) in DEFINITIONS.items():
+        migrate(settings.database_url(name), migrations)
+    declare_topology(settings)
+    if demo and load_demo_roster(settings, var / "demo-roster"):
+        print("Loaded the demo roster.")
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process see `settings`."""
+    env = {
+        "IM_ENV": settings.env,
+        "AMQP_URL": settings.amqp_url,
+        "IM_NAMESPACE": settings.namespace,
+        "POSTGRES_URL": settings.postgres_url,
+        "DB_PREFIX": settings.db_prefix,
+        "JWT_SECRET": settings.jwt_secret,
+        "CURSOR_SECRET": settings.cursor_secret,
+        "DEV_LOGIN": "true" if settings.dev_login else "false",
+        "GATEWAY_HOST": settings.gateway_host,
+        "GATEWAY_PORT": str(settings.gateway_port),
+        "GATEWAY_WORKERS": str(settings.gateway_workers),
+        "REALTIME_HOST": settings.realtime_host,
+        "REALTIME_PORT": str(settings.realtime_port),
+        "RPC_TIMEOUT_SECONDS": str(settings.rpc_timeout_seconds),
+        "RPC_THREADS": str(settings.rpc_threads),
+        "LOG_LEVEL": settings.log_level,
+    }
+    env.update({f"{s.upper()}_DATABASE_URL": u for s, u in settings.database_urls.items()})
+    return env
+
+
+def commands(settings: Settings, *, realtime_ports: list[int] | None = None) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """Every process of the system: name -> (argv, extra environment)."""
+    py = sys.executable
+    procs: dict[str, tuple[list[str], dict[str, str]]] = {
+        name: ([py, "-m", f"services.{name}"], {}) for name in DEFINITIONS
+    }
+    procs["gateway"] = (
+        [py, "-m", "gunicorn", "-w", str(settings.gateway_workers), "-b",
+         f"{settings.gateway_host}:{settings.gateway_port}", "--timeout", "30", "--graceful-timeout", "5",
+         "--log-level", "warning", "gateway.app:create_app()"],
+        {},
+    )
+    for i, port in enumerate(realtime_ports or [settings.realtime_port]):
+        procs[f"realtime-{i + 1}"] = ([py, "-m", "realtime"], {"REALTIME_PORT": str(port)})
+    return procs
+
+
+@dataclass
+class Stack:
+    """The running processes of one system."""
+
+    settings: Settings
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, *, realtime_ports: list[int] | None = None, log_dir: Path | None = None) -> "Stack":
+        base_env = {**os.environ, **settings_env(self.settings), "PYTHONUNBUFFERED": "1"}
+        for name, (argv, extra) in commands(self.settings, realtime_ports=realtime_ports).items():
+            out: IO[bytes] | None = open(log_dir / f"{name}.log", "wb") if log_dir else None  # noqa: SIM115
+            self.processes[name] = subprocess.Popen(
+                argv, env={**base_env, **extra}, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT if out else None
+            )
+        return self
+
+    def wait_ready(self, urls: list[str], timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        for url in urls:
+            while True:
+                self._check_alive()
+                try:
+                    with urllib.request.urlopen(url, timeout=2) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{url} did not become ready")
+                time.sleep(0.2)
+
+    def _check_alive(self) -> None:
+        for name, proc in self.processes.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}")
+
+    def stop(self) -> None:
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for proc in self.processes.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="deploy.local")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("setup", help="create databases, migrate, declare queues, load the demo roster")
+    run = sub.add_parser("run", help="setup, then run every process until Ctrl-C")
+    run.add_argument("--realtime", type=int, default=1, help="how many realtime processes (ports count up)")
+    args = parser.parse_args()
+    settings = Settings.from_env()
+    setup(settings)
+    if args.command == "setup":
+        return
+    ports = [settings.realtime_port + i for i in range(args.realtime)]
+    stack = Stack(settings).start(realtime_ports=ports)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    try:
+        gateway = f"http://{settings.gateway_host}:{settings.gateway_port}"
+        stack.wait_ready([f"{gateway}/readyz"] + [f"http://{settings.realtime_host}:{p}/readyz" for p in ports])
+        print(f"\nGateway:  {gateway}/   (API {gateway}/api/v1, OpenAPI {gateway}/api/v1/openapi.json)")
+        for port in ports:
+            print(f"Realtime: http://{settings.realtime_host}:{port}/{settings.socketio_path}")
+        if settings.dev_login:
+            for role, user_id in DEMO_ACCOUNTS.items():
+                print(f"Demo {role} {user_id}: {issue_token(settings, user_id)}")
+        print("\nCtrl-C stops everything.")
+        while True:
+            time.sleep(1)
+            stack._check_alive()  # noqa: SLF001
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Conversation rules as plain functions over plain data: no I/O here."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from linkify_it import LinkifyIt
+
+from shared.errors import AppError, validation
+
+MAX_BODY_CHARS = 10_000
+PREVIEW_CHARS = 120
+MAX_CLIENT_ID_CHARS = 100
+
+_linkify = LinkifyIt()
+
+
+def check_body(body: Any, *, has_attachments: bool = False) -> str:
+    """The message text to store; refuses wrong types, over-long text and empty messages."""
+    if body is None:
+        body = ""
+    if not isinstance(body, str):
+        raise validation("The message must be text.", field="body")
+    if len(body) > MAX_BODY_CHARS:
+        raise validation(
+            f"A message can be at most {MAX_BODY_CHARS:,} characters.", field="body", max_length=MAX_BODY_CHARS
+        )
+    if not body.strip() and not has_attachments:
+        raise validation("Write a message or attach a file.", field="body")
+    return body
+
+
+def check_client_id(client_id: Any) -> str | None:
+    if client_id is None:
+        return None
+    if not isinstance(client_id, str) or not client_id or len(client_id) > MAX_CLIENT_ID_CHARS:
+        raise validation(f"client_id must be text of 1 to {MAX_CLIENT_ID_CHARS} characters.", field="client_id")
+    return client_id
+
+
+def request_hash(*parts: Any) -> str:
+    """A fingerprint of what a client asked for, to tell a retry from a reused `client_id`."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def idempotent_replay(stored_hash: str | None, new_hash: str) -> None:
+    """A retried request must be the same request; refuse a `client_id` reused for something else."""
+    if stored_hash is not None and stored_hash != new_hash:
+        raise AppError(
+            "idempotency_conflict",
+            "This client_id was already used for a different message.",
+            {"field": "client_id"},
+        )
+
+
+def find_links(body: str) -> list[dict[str, Any]]:
+    """Web links in the text, with the URL to open and where the link sits in the text."""
+    matches = _linkify.match(body) or []
+    return [
+        {"url": m.url, "text": m.text, "start": m.index, "end": m.last_index}
+        for m in matches
+        if m.schema in ("", "http:", "https:", "//")
+    ]
+
+
+def preview(body: str) -> str:
+    """One line of at most PREVIEW_CHARS characters for the conversation list."""
+    line = " ".join(body.split())
+    return line if len(line) <= PREVIEW_CHARS else line[: PREVIEW_CHARS - 1].rstrip() + "…"
+
+
+def pair_key(a: str, b: str) -> str:
+    """The one key of the 1:1 conversation between two people, whoever starts it."""
+    first, second = sorted((a, b))
+    return json.dumps([first, second], separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    type: str
+    id: str
+
+
+def parse_recipients(raw: Any) -> list[Recipient]:
+    """Recipients as typed pairs, duplicates refused; refuses empty or malformed lists."""
+    if not isinstance(raw, list) or not raw:
+        raise validation("Choose at least one recipient.", field="recipients")
+    if len(raw) > 1000:
+        raise validation("Too many recipients in one request.", field="recipients")
+    seen: set[tuple[str, str]] = set()
+    result: list[Recipient] = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or set(item) - {"type", "id"}:
+            raise validation("Each recipient is {type, id}.", field=f"recipients[{i}]")
+        kind, ident = item.get("type"), item.get("id")
+        if kind not in ("user", "course", "project") or not isinstance(ident, str) or not ident:
+            raise validation("Each recipient is a user, course or project with an id.", field=f"recipients[{i}]")
+        if (kind, ident) in seen:
+            raise validation("A recipient is listed twice.", field=f"recipients[{i}]", id=ident)
+        seen.add((kind, ident))
+        result.append(Recipient(kind, ident))
+    return result
+
+
+def display_name(explicit: str | None, other_names: list[str], other_count: int) -> str:
+    """An explicit name, else the other participants' names ("Ann Lee, Bo Kim and 3 others")."""
+    if explicit:
+        return explicit
+    if not other_names:
+        return "Only you"
+    shown = other_names[:3]
+    rest = other_count - len(shown)
+    if rest > 0:
+        return f"{', '.join(shown)} and {rest} other{'s' if rest != 1 else ''}"
+    if len(shown) == 1:
+        return shown[0]
+    return f"{', '.join(shown[:-1])} and {shown[-1]}"
+
+
+def unread(last_seq: int, last_read_seq: int) -> int:
+    """Messages after the reader's mark; sending moves the sender's mark, so own messages never count."""
+    return max(0, last_seq - last_read_seq)

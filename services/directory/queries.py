@@ -1,0 +1,148 @@
+"""Read-side of the directory: users by id, recipient search, group members."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from shared.errors import AppError, validation
+
+SEARCH_LIMIT = 20
+
+_USER_COLUMNS = "sourced_id, given_name, family_name, role, title, enabled, org_ids"
+
+
+def user_view(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.sourced_id,
+        "name": f"{row.given_name} {row.family_name}".strip(),
+        "given_name": row.given_name,
+        "family_name": row.family_name,
+        "role": row.role,
+        "title": row.title,
+        "avatar_url": None,
+        "org_ids": list(row.org_ids),
+        "enabled": row.enabled,
+    }
+
+
+def get_users(session: Session, ids: list[str]) -> list[dict[str, Any]]:
+    if not ids:
+        return []
+    rows = session.execute(
+        text(f"SELECT {_USER_COLUMNS} FROM users WHERE sourced_id = ANY(:ids)"), {"ids": list(set(ids))}
+    )
+    return [user_view(r) for r in rows]
+
+
+def access_user(session: Session, user_id: str) -> dict[str, Any]:
+    """The user, or the uniform `not_found`."""
+    found = get_users(session, [user_id])
+    if not found:
+        raise AppError("not_found", "No such user.")
+    return found[0]
+
+
+def org_scope(session: Session, org_ids: list[str]) -> list[str]:
+    """The given organisations and every organisation under them."""
+    rows = session.execute(
+        text(
+            """
+            WITH RECURSIVE scope(id) AS (
+                SELECT sourced_id FROM orgs WHERE sourced_id = ANY(:ids)
+                UNION
+                SELECT o.sourced_id FROM orgs o JOIN scope s ON o.parent_id = s.id
+            )
+            SELECT id FROM scope
+            """
+        ),
+        {"ids": org_ids},
+    )
+    return [r.id for r in rows]
+
+
+def _like(q: str) -> str:
+    escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def search(session: Session, caller_id: str, q: str, limit: int = SEARCH_LIMIT) -> dict[str, list[dict[str, Any]]]:
+    """People, courses and projects whose name contains `q`, within the caller's reach.
+
+    People: anyone in the caller's organisations or under them. Courses and projects: those
+    the caller belongs to; admins also reach every one of the schools under them.
+    """
+    q = q.strip()
+    if not q:
+        raise validation("Type a name to search for.", field="q")
+    if len(q) > 100:
+        raise validation("The search text is too long.", field="q")
+    caller = access_user(session, caller_id)
+    scope = org_scope(session, caller["org_ids"])
+    pattern = _like(q)
+    people = session.execute(
+        text(
+            f"""
+            SELECT {_USER_COLUMNS} FROM users
+            WHERE org_ids && :scope AND sourced_id <> :me
+              AND lower(given_name || ' ' || family_name) LIKE :pattern
+            ORDER BY family_name, given_name, sourced_id LIMIT :limit
+            """
+        ),
+        {"scope": scope, "me": caller_id, "pattern": pattern, "limit": limit},
+    )
+    is_admin = caller["role"] == "admin"
+    courses = session.execute(
+        text(
+            """
+            SELECT c.sourced_id, c.title, c.school_id,
+                   (SELECT count(*) FROM enrollments e WHERE e.class_id = c.sourced_id) AS member_count
+            FROM classes c
+            WHERE lower(c.title) LIKE :pattern
+              AND (EXISTS (SELECT 1 FROM enrollments e WHERE e.class_id = c.sourced_id AND e.user_id = :me)
+                   OR (:is_admin AND c.school_id = ANY(:scope)))
+            ORDER BY c.title, c.sourced_id LIMIT :limit
+            """
+        ),
+        {"pattern": pattern, "me": caller_id, "is_admin": is_admin, "scope": scope, "limit": limit},
+    )
+    projects = session.execute(
+        text(
+            """
+            SELECT p.sourced_id, p.title, p.school_id,
+                   (SELECT count(*) FROM project_members m WHERE m.project_id = p.sourced_id) AS member_count
+            FROM projects p
+            WHERE lower(p.title) LIKE :pattern
+              AND (EXISTS (SELECT 1 FROM project_members m WHERE m.project_id = p.sourced_id AND m.user_id = :me)
+                   OR (:is_admin AND p.school_id = ANY(:scope)))
+            ORDER BY p.title, p.sourced_id LIMIT :limit
+            """
+        ),
+        {"pattern": pattern, "me": caller_id, "is_admin": is_admin, "scope": scope, "limit": limit},
+    )
+    return {
+        "people": [{"type": "user", **user_view(r)} for r in people],
+        "courses": [
+            {"type": "course", "id": r.sourced_id, "name": r.title, "member_count": r.member_count} for r in courses
+        ],
+        "projects": [
+            {"type": "project", "id": r.sourced_id, "name": r.title, "member_count": r.member_count}
+            for r in projects
+        ],
+    }
+
+
+def group_members(session: Session, kind: str, group_id: str) -> list[dict[str, str]]:
+    """Members of a course (OneRoster class) or project, with their role there."""
+    if kind == "course":
+        sql = "SELECT user_id, role FROM enrollments WHERE class_id = :id ORDER BY user_id"
+        exists = "SELECT 1 FROM classes WHERE sourced_id = :id"
+    elif kind == "project":
+        sql = "SELECT user_id, role FROM project_members WHERE project_id = :id ORDER BY user_id"
+        exists = "SELECT 1 FROM projects WHERE sourced_id = :id"
+    else:
+        raise validation("kind must be course or project.", field="kind")
+    if session.execute(text(exists), {"id": group_id}).first() is None:
+        raise AppError("not_found", f"No such {kind}.")
+    return [{"user_id": r.user_id, "role": r.role} for r in session.execute(text(sql), {"id": group_id})]
