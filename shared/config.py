@@ -34,7 +34,7 @@ class Settings:
     postgres_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432"
     db_prefix: str = "im"
     database_urls: dict[str, str] = field(default_factory=dict)
-    jwt_secret: str = "development-secret-change-me"
+    jwt_secret: str = "development-only-secret-change-me-0123456789"
     jwt_public_key: str = ""
     cursor_secret: str = "development-cursor-secret-change-me"
     jwt_algorithm: str = "HS256"

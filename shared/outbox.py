@@ -74,21 +74,29 @@ def add_event(
     return add_events(session, service, [(type_, data, audience)])[0]
 
 
+_INSERT = text("INSERT INTO outbox (event_id, type, envelope) VALUES (:id, :type, :envelope)")
+_INSERT_AND_NOTIFY = text(
+    "WITH queued AS (INSERT INTO outbox (event_id, type, envelope) VALUES (:id, :type, :envelope)) "
+    "SELECT pg_notify(:channel, '')"
+)
+
+
 def add_events(
     session: Session,
     service: str,
     events: list[tuple[str, dict[str, Any], list[str] | None]],
 ) -> list[Envelope]:
-    """Record many (type, data, audience) events in one round trip, in the caller's open transaction."""
+    """Record many (type, data, audience) events in the caller's open transaction."""
     envelopes = [make_event(type_, data, producer=service, audience=audience) for type_, data, audience in events]
     if not envelopes:
         return envelopes
-    session.execute(
-        text("INSERT INTO outbox (event_id, type, envelope) VALUES (:id, :type, :envelope)"),
-        [{"id": e.id, "type": e.type, "envelope": e.to_json()} for e in envelopes],
-    )
-    # Delivered on commit only, and once per transaction however many events it holds.
-    session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel_name(service)})
+    rows = [{"id": e.id, "type": e.type, "envelope": e.to_json(), "channel": channel_name(service)} for e in envelopes]
+    if len(rows) == 1:
+        # The common case in one round trip. NOTIFY is delivered on commit only.
+        session.execute(_INSERT_AND_NOTIFY, rows[0])
+    else:
+        session.execute(_INSERT, rows)
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel_name(service)})
     return envelopes
 
 

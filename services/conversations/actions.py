@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -23,7 +23,8 @@ PAGE_MAX = 100
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+    """UTC with microseconds, always the same width, as the database's own previews write it."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value is not None else None
 
 
 def _uuid(value: Any, what: str = "conversation") -> uuid.UUID:
@@ -181,12 +182,26 @@ def _existing_send(session: Session, caller_id: str, client_id: str | None) -> A
     ).first()
 
 
+def access_participation(session: Session, caller_id: str, conversation_id: Any) -> Any:
+    """(id, status, last_seq) of a conversation the caller takes part in, or `not_found`: the cheap check."""
+    row = session.execute(
+        text(
+            "SELECT c.id, c.status, c.last_seq FROM participants me JOIN conversations c ON c.id = me.conversation_id "
+            "WHERE me.user_id = :me AND c.id = :id"
+        ),
+        {"me": caller_id, "id": _uuid(conversation_id)},
+    ).first()
+    if row is None:
+        raise not_found()
+    return row
+
+
 def do_send_message(
     session: Session, caller_id: str, conversation_id: Any, body: Any, client_id: Any
 ) -> dict[str, Any]:
     """Store a message and its event; a retry with the same `client_id` returns the first message."""
     client_id = domain.check_client_id(client_id)
-    conversation = access_conversation(session, caller_id, conversation_id)
+    conversation = access_participation(session, caller_id, conversation_id)
     fingerprint = domain.request_hash("message", str(conversation.id), body)
     existing = _existing_send(session, caller_id, client_id)
     if existing is not None:
@@ -196,67 +211,61 @@ def do_send_message(
     return _store_message(session, caller_id, conversation.id, text_body, client_id, fingerprint)
 
 
+# One round trip for the hot path: number the message (locking the conversation row, so sends
+# to one conversation are serialised), store it, update the list preview, move the sender's read
+# mark (own messages never count as unread), and read the audience at this very moment.
+_STORE_MESSAGE = text(
+    """
+    WITH bumped AS (
+        UPDATE conversations SET last_seq = last_seq + 1, last_activity_at = now(),
+            last_message = jsonb_build_object(
+                'id', CAST(:mid AS text), 'preview', CAST(:preview AS text), 'sender_id', CAST(:me AS text),
+                'sender_name', coalesce((SELECT name FROM people WHERE user_id = :me), 'Unknown user'),
+                'created_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+        WHERE id = :cid AND status = 'open'
+        RETURNING last_seq
+    ), inserted AS (
+        INSERT INTO messages (id, conversation_id, seq, sender_id, body, links, client_id, request_hash, created_at)
+        SELECT :mid, :cid, last_seq, :me, :body, CAST(:links AS jsonb), :client_id, :hash, now() FROM bumped
+        RETURNING *
+    ), marked AS (
+        UPDATE participants p SET last_read_seq = b.last_seq FROM bumped b
+        WHERE p.conversation_id = :cid AND p.user_id = :me
+    )
+    SELECT i.id, i.conversation_id, i.seq, i.sender_id, i.body, i.links, i.client_id, i.request_hash,
+           i.created_at, i.edited_at, i.deleted,
+           coalesce(p.name, 'Unknown user') AS sender_name, p.avatar_url AS sender_avatar,
+           ARRAY(SELECT user_id FROM participants WHERE conversation_id = :cid ORDER BY user_id) AS audience
+    FROM inserted i LEFT JOIN people p ON p.user_id = i.sender_id
+    """
+)
+
+
 def _store_message(
     session: Session, caller_id: str, conversation_id: uuid.UUID, body: str, client_id: str | None, fingerprint: str
 ) -> dict[str, Any]:
-    # Taking the next number locks the conversation row: sends to one conversation are serialised.
-    bumped = session.execute(
-        text(
-            """
-            UPDATE conversations SET last_seq = last_seq + 1, last_activity_at = now()
-            WHERE id = :id AND status = 'open'
-            RETURNING last_seq, last_activity_at
-            """
-        ),
-        {"id": conversation_id},
-    ).first()
-    if bumped is None:
-        raise AppError("conversation_closed", "This conversation is closed. No new messages can be sent.")
-    message_id = uuid.uuid4()
-    session.execute(
-        text(
-            """
-            INSERT INTO messages (id, conversation_id, seq, sender_id, body, links, client_id, request_hash, created_at)
-            VALUES (:id, :conversation_id, :seq, :sender, :body, CAST(:links AS jsonb), :client_id, :hash, :at)
-            """
-        ),
+    row = session.execute(
+        _STORE_MESSAGE,
         {
-            "id": message_id,
-            "conversation_id": conversation_id,
-            "seq": bumped.last_seq,
-            "sender": caller_id,
+            "mid": uuid.uuid4(),
+            "cid": conversation_id,
+            "me": caller_id,
             "body": body,
+            "preview": domain.preview(body),
             "links": _json(domain.find_links(body)),
             "client_id": client_id,
             "hash": fingerprint,
-            "at": bumped.last_activity_at,
         },
-    )
-    message = message_view(
-        session.execute(text(_MESSAGE_SELECT + " WHERE m.id = :id"), {"id": message_id}).one()
-    )
-    last_message = {
-        "id": message["id"],
-        "preview": domain.preview(body),
-        "sender_id": caller_id,
-        "sender_name": message["sender"]["name"],
-        "created_at": message["created_at"],
-    }
-    session.execute(
-        text("UPDATE conversations SET last_message = CAST(:last AS jsonb) WHERE id = :id"),
-        {"id": conversation_id, "last": _json(last_message)},
-    )
-    # Sending implies having read everything before: the sender's own messages never count as unread.
-    session.execute(
-        text("UPDATE participants SET last_read_seq = :seq WHERE conversation_id = :id AND user_id = :me"),
-        {"seq": bumped.last_seq, "id": conversation_id, "me": caller_id},
-    )
+    ).first()
+    if row is None:
+        raise AppError("conversation_closed", "This conversation is closed. No new messages can be sent.")
+    message = message_view(row)
     add_event(
         session,
         SERVICE,
         "conversations.message.created",
         {"message": message, "conversation_id": str(conversation_id)},
-        audience=_audience(session, conversation_id),
+        audience=list(row.audience),
     )
     return message
 
@@ -269,7 +278,7 @@ def list_messages(
     session: Session, cursors: Cursors, caller_id: str, conversation_id: Any, cursor: Any, limit: Any
 ) -> dict[str, Any]:
     """A page of history, newest first; the cursor continues to older messages."""
-    conversation = access_conversation(session, caller_id, conversation_id)
+    conversation = access_participation(session, caller_id, conversation_id)
     limit = check_limit(limit)
     position = cursors.decode(cursor, caller_id, f"messages:{conversation.id}")
     before = int(position[0]) if position else conversation.last_seq + 1

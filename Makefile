@@ -1,0 +1,40 @@
+# School instant messaging. `make run` starts everything; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed
+PYTEST  = $(PY) -m pytest
+
+.PHONY: install setup run test test-unit test-integration test-e2e bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+setup: install
+	$(PY) -m deploy.local setup
+
+run: install
+	$(PY) -m deploy.local run --realtime $${REALTIME_PROCESSES:-1}
+
+test: install
+	$(PYTEST) tests/unit tests/integration tests/e2e
+
+test-unit: install
+	$(PYTEST) tests/unit
+
+test-integration: install
+	$(PYTEST) tests/integration
+
+test-e2e: install
+	$(PYTEST) tests/e2e
+
+bench: install
+	$(PY) -m bench.latency
+
+clean:
+	rm -rf $(VENV) var bench/results/*.json .pytest_cache

@@ -1,0 +1,204 @@
+"""Send→receive latency through the whole system: HTTP in, Socket.IO out.
+
+Starts the system as `make run` does (own namespace and databases), connects 20 teacher /
+student pairs, sends messages over HTTP at fixed rates (open loop: each send is scheduled,
+so a slow system cannot slow the generator down and hide its own latency), and times each
+message from the start of its HTTP request to its arrival on the recipient's socket.
+Figures go to bench/results/latency-<time>.json and to stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import resource
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+import socketio
+
+from deploy.local import DEFINITIONS, Stack, setup
+from shared.auth import issue_token
+from shared.config import Settings
+from shared.db import drop_database
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+class Receivers:
+    """One Socket.IO connection per recipient, recording arrival times by message tag."""
+
+    def __init__(self) -> None:
+        self.arrived: dict[str, float] = {}
+        self.lock = threading.Lock()
+        self.clients: list[socketio.Client] = []
+
+    def connect(self, url: str, token: str) -> None:
+        client = socketio.Client(reconnection=False)
+
+        def on_message(data: dict[str, Any]) -> None:
+            now = time.perf_counter()
+            tag = data["message"]["client_id"]
+            with self.lock:
+                self.arrived.setdefault(tag, now)
+
+        client.on("message.created", on_message)
+        client.connect(url, auth={"token": token}, transports=["websocket"], wait_timeout=10)
+        self.clients.append(client)
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.disconnect()
+
+
+def run_phase(api: str, pairs: list[dict[str, Any]], receivers: Receivers, rate: float, count: int,
+              phase: str) -> dict[str, Any]:
+    interval = 1.0 / rate
+    sent_at: dict[str, float] = {}
+    errors = 0
+    lock = threading.Lock()
+    local = threading.local()
+
+    def send(i: int, scheduled: float) -> None:
+        nonlocal errors
+        pair = pairs[i % len(pairs)]
+        tag = f"{phase}-{i}"
+        http = getattr(local, "http", None)
+        if http is None:
+            http = local.http = requests.Session()
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        start = time.perf_counter()
+        with lock:
+            sent_at[tag] = start
+        try:
+            response = http.post(f"{api}/conversations/{pair['conversation_id']}/messages",
+                                 json={"body": f"bench message {i}", "client_id": tag},
+                                 headers={"Authorization": f"Bearer {pair['token']}"}, timeout=30)
+            if response.status_code != 201:
+                raise RuntimeError(response.text)
+        except Exception:  # noqa: BLE001  (counted and reported, never hidden)
+            with lock:
+                errors += 1
+
+    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        for i in range(count):
+            pool.submit(send, i, started + i * interval)
+    send_done = time.perf_counter()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        with receivers.lock:
+            if all(tag in receivers.arrived for tag in sent_at):
+                break
+        time.sleep(0.05)
+    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    with receivers.lock:
+        latencies = [(receivers.arrived[t] - s) * 1000 for t, s in sent_at.items() if t in receivers.arrived]
+        last_arrival = max((receivers.arrived[t] for t in sent_at if t in receivers.arrived), default=send_done)
+    elapsed = last_arrival - started
+    generator_cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
+    return {
+        "target_rate": rate,
+        "messages": count,
+        "received": len(latencies),
+        "lost": count - len(latencies),
+        "http_errors": errors,
+        "achieved_rate": round(len(latencies) / elapsed, 1) if elapsed > 0 else None,
+        "latency_ms": {
+            "p50": round(_percentile(latencies, 50), 2),
+            "p95": round(_percentile(latencies, 95), 2),
+            "p99": round(_percentile(latencies, 99), 2),
+            "max": round(max(latencies), 2) if latencies else None,
+            "mean": round(statistics.fmean(latencies), 2) if latencies else None,
+        },
+        "load_generator_cpu_share": round(generator_cpu / (elapsed * (os.cpu_count() or 1)), 3) if elapsed else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="bench.latency")
+    parser.add_argument("--pairs", type=int, default=20)
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--rates", default="100,200,250,300,400", help="msg/s; the first is the headline")
+    args = parser.parse_args()
+
+    base = Settings.from_env()
+    gateway_port, realtime_port = _free_port(), _free_port()
+    settings = dataclasses.replace(
+        base, namespace=f"bench-{gateway_port}", db_prefix="imbench", gateway_port=gateway_port,
+        realtime_port=realtime_port, log_level="WARNING",
+    )
+    for name in DEFINITIONS:
+        drop_database(settings.database_url(name))
+    setup(settings, var=Path("var/bench"))
+    stack = Stack(settings).start(realtime_ports=[realtime_port], log_dir=None)
+    api = f"http://127.0.0.1:{gateway_port}/api/v1"
+    receivers = Receivers()
+    try:
+        stack.wait_ready([f"http://127.0.0.1:{gateway_port}/readyz", f"http://127.0.0.1:{realtime_port}/readyz"])
+        pairs = []
+        for i in range(1, args.pairs + 1):
+            teacher, student = f"user-t-{i:03d}", f"user-s-{i:04d}"
+            token = issue_token(settings, teacher)
+            created = requests.post(f"{api}/conversations", json={"recipients": [{"type": "user", "id": student}],
+                                    "body": "Bench start"}, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+            created.raise_for_status()
+            pairs.append({"token": token, "conversation_id": created.json()["conversation"]["id"]})
+            receivers.connect(f"http://127.0.0.1:{realtime_port}", issue_token(settings, student))
+        run_phase(api, pairs, receivers, 50, 200, "warmup")
+        phases = []
+        for rate in [float(r) for r in args.rates.split(",")]:
+            result = run_phase(api, pairs, receivers, rate, args.messages, f"r{int(rate)}")
+            phases.append(result)
+            print(json.dumps(result))
+            if result["lost"] or result["http_errors"] or (result["achieved_rate"] or 0) < 0.9 * rate:
+                break
+        sustained = [p for p in phases if not p["lost"] and not p["http_errors"]
+                     and (p["achieved_rate"] or 0) >= 0.9 * p["target_rate"]]
+        report = {
+            "benchmark": "send_to_receive_latency",
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "cores": os.cpu_count(),
+            "pairs": args.pairs,
+            "gateway_workers": settings.gateway_workers,
+            "phases": phases,
+            "ceiling_msgs_per_s": max((p["achieved_rate"] for p in sustained), default=None),
+        }
+    finally:
+        receivers.close()
+        stack.stop()
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"latency-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    out.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()

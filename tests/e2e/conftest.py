@@ -1,0 +1,75 @@
+"""End-to-end fixtures: the whole system started as `make run` starts it, on free ports."""
+from __future__ import annotations
+
+import dataclasses
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import socketio
+
+from deploy.local import DEFINITIONS, Stack, setup
+from shared.config import Settings
+from shared.db import drop_database
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class System:
+    settings: Settings
+    stack: Stack
+    api: str
+    realtime_urls: list[str]
+    log_dir: Path
+
+    def token(self, user_id: str) -> str:
+        response = requests.post(f"{self.api}/auth/dev-token", json={"user_id": user_id}, timeout=10)
+        response.raise_for_status()
+        return response.json()["token"]
+
+    def session(self, user_id: str) -> requests.Session:
+        http = requests.Session()
+        http.headers["Authorization"] = f"Bearer {self.token(user_id)}"
+        return http
+
+    def connect(self, user_id: str, *, index: int = 0, **kwargs: Any) -> socketio.Client:
+        client = socketio.Client(reconnection=False, **kwargs)
+        client.connect(self.realtime_urls[index], auth={"token": self.token(user_id)}, transports=["websocket"],
+                       wait_timeout=10)
+        return client
+
+
+@pytest.fixture(scope="module")
+def system(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    gateway_port, realtime_port = free_port(), free_port()
+    settings = dataclasses.replace(
+        base_settings,
+        namespace=f"{base_settings.namespace}-e2e-{gateway_port}",
+        db_prefix=f"{base_settings.db_prefix}_e2e",
+        gateway_port=gateway_port,
+        realtime_port=realtime_port,
+        gateway_workers=2,
+        rpc_timeout_seconds=2.0,
+        log_level="WARNING",
+    )
+    var = tmp_path_factory.mktemp("var")
+    setup(settings, var=var)
+    log_dir = tmp_path_factory.mktemp("logs")
+    stack = Stack(settings).start(realtime_ports=[realtime_port], log_dir=log_dir)
+    base = f"http://127.0.0.1:{gateway_port}"
+    try:
+        stack.wait_ready([f"{base}/readyz", f"http://127.0.0.1:{realtime_port}/readyz"])
+        yield System(settings, stack, f"{base}/api/v1", [f"http://127.0.0.1:{realtime_port}"], log_dir)
+    finally:
+        stack.stop()
+        for name in DEFINITIONS:
+            drop_database(settings.database_url(name))

@@ -1,0 +1,78 @@
+"""Connecting to the realtime server: the same bearer token as the HTTP API, or no connection."""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import socketio
+
+from shared.auth import issue_token
+from shared.config import Settings
+from tests.integration.realtime.support import Listener, RealtimeProcess, open_listener
+
+
+def test_a_client_with_a_valid_token_connects(connect: Callable[[str], Listener]) -> None:
+    listener = connect("user-a")
+    assert listener.client.connected
+
+
+def test_a_token_in_the_authorization_header_is_accepted_too(
+    realtime_process: RealtimeProcess, settings: Settings
+) -> None:
+    headers = {"Authorization": f"Bearer {issue_token(settings, 'user-a')}"}
+    listener = open_listener(realtime_process.url, settings, headers=headers)
+    try:
+        assert listener.client.connected
+    finally:
+        listener.client.disconnect()
+
+
+def _refused_auth(settings: Settings) -> dict[str, Any]:
+    forged = issue_token(dataclasses.replace(settings, jwt_secret="not-the-secret-but-just-as-long-as-it"), "user-a")
+    return {
+        "bad": {"token": forged},
+        "garbage": {"token": "not-a-jwt"},
+        "missing": None,
+        "empty": {},
+        "not_a_string": {"token": 42},
+        "expired": {"token": issue_token(settings, "user-a", ttl_seconds=-60)},
+    }
+
+
+@pytest.mark.parametrize("case", ["bad", "garbage", "missing", "empty", "not_a_string", "expired"])
+def test_a_connection_without_a_valid_token_is_refused_as_unauthenticated(
+    realtime_process: RealtimeProcess, settings: Settings, case: str
+) -> None:
+    client = socketio.Client(reconnection=False)
+    errors: list[Any] = []
+    client.on("connect_error", lambda data=None: errors.append(data))
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        client.connect(
+            realtime_process.url, auth=_refused_auth(settings)[case], transports=["websocket"],
+            socketio_path=settings.socketio_path, wait_timeout=5,
+        )
+    assert not client.connected
+    assert errors and errors[0]["data"]["code"] == "unauthenticated"
+    assert errors[0]["message"]
+
+
+def test_an_expired_token_is_told_that_the_session_expired(
+    realtime_process: RealtimeProcess, settings: Settings
+) -> None:
+    client = socketio.Client(reconnection=False)
+    errors: list[Any] = []
+    client.on("connect_error", lambda data=None: errors.append(data))
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        client.connect(
+            realtime_process.url, auth={"token": issue_token(settings, "user-a", ttl_seconds=-60)},
+            transports=["websocket"], socketio_path=settings.socketio_path, wait_timeout=5,
+        )
+    assert "expired" in errors[0]["message"]
+
+
+def test_health_and_readiness_answer_beside_socketio(realtime_process: RealtimeProcess) -> None:
+    assert realtime_process.status("/healthz") == 200
+    assert realtime_process.status("/readyz") == 200
+    assert realtime_process.status("/nothing-here") == 404
