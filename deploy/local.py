@@ -43,26 +43,25 @@ def declare_topology(settings: Settings) -> None:
                 declare_consumer_queue(channel, settings, consumer_queue(settings, spec.name, spec.bindings))
 
 
-def load_demo_roster(settings: Settings, target: Path) -> bool:
+def load_demo_roster(settings: Settings) -> bool:
     """Generate and import the demo roster when the directory holds no users; True when loaded."""
     from services.directory.handlers import import_roster
-    from services.directory.roster.generate import write_demo_roster
+    from services.directory.roster.generate import demo_roster_files, zip_files
 
     url = settings.database_url("directory")
     with transaction(url) as session:
         if session.execute(text("SELECT 1 FROM users LIMIT 1")).first() is not None:
             return False
-    target.mkdir(parents=True, exist_ok=True)
-    write_demo_roster(target)
-    import_roster(url, target)
+    import_roster(url, zip_files(demo_roster_files()))
     return True
 
 
-def setup(settings: Settings, *, demo: bool = True, var: Path = ROOT / "var") -> None:
+def setup(settings: Settings, *, demo: bool = True) -> None:
+    """Create and migrate every database, declare the queues, and load the demo roster if asked."""
     for name, (_, migrations) in DEFINITIONS.items():
         migrate(settings.database_url(name), migrations)
     declare_topology(settings)
-    if demo and load_demo_roster(settings, var / "demo-roster"):
+    if demo and load_demo_roster(settings):
         print("Loaded the demo roster.")
 
 
@@ -159,12 +158,14 @@ class Stack:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="deploy.local")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("setup", help="create databases, migrate, declare queues, load the demo roster")
+    setup_cmd = sub.add_parser("setup", help="create databases, migrate, declare queues, load the demo roster")
     run = sub.add_parser("run", help="setup, then run every process until Ctrl-C")
     run.add_argument("--realtime", type=int, default=1, help="how many realtime processes (ports count up)")
+    for command in (setup_cmd, run):
+        command.add_argument("--no-demo", action="store_true", help="do not load the demo roster into an empty directory")
     args = parser.parse_args()
     settings = Settings.from_env()
-    setup(settings)
+    setup(settings, demo=not args.no_demo)
     if args.command == "setup":
         return
     ports = [settings.realtime_port + i for i in range(args.realtime)]

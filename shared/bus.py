@@ -63,12 +63,27 @@ def consumer_queue(
 
 
 def declare_consumer_queue(channel: Any, settings: Settings, queue: Queue) -> None:
-    """Declare the queue, its bindings and its dead-letter queue (idempotent)."""
+    """Declare the queue, its bindings and its dead-letter queue (idempotent).
+
+    A queue that expires (a per-process queue) gets a dead-letter queue that expires too, so
+    a crashed process leaves nothing behind for good.
+    """
     events_exchange(settings)(channel).declare()
     dlx = dead_letter_exchange(settings)(channel)
     dlx.declare()
-    Queue(f"{queue.name}.dead", exchange=dlx, routing_key=queue.name, durable=True)(channel).declare()
+    expires = (queue.queue_arguments or {}).get("x-expires")
+    Queue(
+        f"{queue.name}.dead",
+        exchange=dlx,
+        routing_key=queue.name,
+        durable=True,
+        queue_arguments={"x-expires": expires} if expires else None,
+    )(channel).declare()
     queue(channel).declare()
+
+
+class _Stopped(Exception):
+    """Raised inside kombu's reconnect loop to leave it once the consumer is asked to stop."""
 
 
 class PublishFailed(Exception):
@@ -202,9 +217,23 @@ class EventConsumer(ConsumerMixin):
     def on_consume_ready(self, connection: Any, channel: Any, consumers: Any, **kwargs: Any) -> None:
         self.ready.set()
 
+    def on_consume_end(self, connection: Any, channel: Any) -> None:
+        self.ready.clear()
+
     def on_connection_error(self, exc: Exception, interval: float) -> None:
         self.ready.clear()
+        if self.should_stop:
+            # kombu would keep retrying the connection forever; a stopping consumer gives up.
+            raise _Stopped
         log.warning("consumer %s: broker unreachable (%s); retrying in %.1fs", self.spec.name, exc, interval)
+
+    def run(self, _tokens: int = 1, **kwargs: Any) -> None:
+        try:
+            super().run(_tokens, **kwargs)
+        except _Stopped:
+            pass
+        finally:
+            self.ready.clear()
 
     def _on_message(self, message: Any) -> None:
         try:

@@ -95,7 +95,21 @@ class Settings:
             max_body_bytes=_env_int("MAX_BODY_BYTES", d.max_body_bytes),
             course_participants_url=_env("COURSE_PARTICIPANTS_URL", d.course_participants_url),
             log_level=_env("LOG_LEVEL", d.log_level),
-        )
+        ).check()
+
+    def check(self) -> "Settings":
+        """Refuse to run production on the built-in development secrets."""
+        if self.env != "production":
+            return self
+        defaults = Settings()
+        problems = []
+        if not self.jwt_public_key and self.jwt_secret == defaults.jwt_secret:
+            problems.append("set JWT_PUBLIC_KEY (or JWT_SECRET) to the identity provider's key")
+        if self.cursor_secret == defaults.cursor_secret:
+            problems.append("set CURSOR_SECRET to a random value")
+        if problems:
+            raise ValueError("IM_ENV=production with development secrets: " + "; ".join(problems))
+        return self
 
     def database_url(self, service: str) -> str:
         """The service's own database: an explicit URL, else `<POSTGRES_URL>/<DB_PREFIX>_<service>`."""

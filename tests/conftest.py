@@ -57,10 +57,14 @@ def _infrastructure() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def base_settings() -> Settings:
+def base_settings(request: pytest.FixtureRequest) -> Settings:
+    """Settings naming the real services, with this run's own bus namespace and databases.
+
+    Only tests that ask for it (directly or through `settings`) need RabbitMQ and PostgreSQL.
+    """
     os.environ.update(_infrastructure())
     run = uuid.uuid4().hex[:8]
-    return dataclasses.replace(
+    settings = dataclasses.replace(
         Settings.from_env(),
         namespace=f"test-{run}",
         db_prefix=f"imtest_{run}",
@@ -68,6 +72,8 @@ def base_settings() -> Settings:
         rpc_timeout_seconds=5.0,
         rpc_threads=4,
     )
+    request.addfinalizer(lambda: _cleanup(settings))
+    return settings
 
 
 @pytest.fixture
@@ -76,32 +82,24 @@ def settings(base_settings: Settings) -> Settings:
     return dataclasses.replace(base_settings, namespace=f"{base_settings.namespace}-{uuid.uuid4().hex[:6]}")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _drop_test_databases(base_settings: Settings) -> Iterator[None]:
-    yield
-    from shared.config import SERVICES
-    from shared.db import drop_database
-
-    for service in SERVICES:
-        drop_database(base_settings.database_url(service))
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _delete_test_queues(base_settings: Settings) -> Iterator[None]:
-    """Queues and exchanges of this run are removed at the end (where rabbitmqctl can list them)."""
-    yield
+def _cleanup(settings: Settings) -> None:
+    """Drop this run's databases, and its queues and exchanges where rabbitmqctl can list them."""
     import subprocess
 
     from kombu import Connection
 
+    from shared.config import SERVICES
+    from shared.db import drop_database
+
+    for service in SERVICES:
+        drop_database(settings.database_url(service))
     if not shutil.which("rabbitmqctl"):
         return
-    prefix = base_settings.namespace
     listed = {}
     for kind in ("queues", "exchanges"):
         out = subprocess.run(["rabbitmqctl", "-q", f"list_{kind}", "name"], capture_output=True, text=True, timeout=60)
-        listed[kind] = [n.strip() for n in out.stdout.splitlines() if n.strip().startswith(prefix)]
-    with Connection(base_settings.amqp_url) as conn:
+        listed[kind] = [n.strip() for n in out.stdout.splitlines() if n.strip().startswith(settings.namespace)]
+    with Connection(settings.amqp_url) as conn:
         channel = conn.channel()
         for name in listed["queues"]:
             channel.queue_delete(name)

@@ -61,8 +61,7 @@ def system(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) ->
         rpc_timeout_seconds=2.0,
         log_level="WARNING",
     )
-    var = tmp_path_factory.mktemp("var")
-    setup(settings, var=var)
+    setup(settings)
     log_dir = tmp_path_factory.mktemp("logs")
     stack = Stack(settings).start(realtime_ports=[realtime_port], log_dir=log_dir)
     base = f"http://127.0.0.1:{gateway_port}"
