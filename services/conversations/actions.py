@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from services.conversations import domain
 from shared.cursor import Cursors
@@ -49,7 +49,7 @@ def check_limit(raw: Any) -> int:
 # People -------------------------------------------------------------------------------------
 
 
-def upsert_people(session: Session, users: list[dict[str, Any]]) -> None:
+def upsert_people(session: Connection, users: list[dict[str, Any]]) -> None:
     """Refresh the local copy of roster users this service shows (names, roles, avatars)."""
     if not users:
         return
@@ -76,7 +76,7 @@ def upsert_people(session: Session, users: list[dict[str, Any]]) -> None:
     )
 
 
-def update_known_person(session: Session, user: dict[str, Any]) -> None:
+def update_known_person(session: Connection, user: dict[str, Any]) -> None:
     """Apply a directory change to someone this service already shows; strangers are fetched when needed."""
     session.execute(
         text(
@@ -147,7 +147,7 @@ def conversation_view(row: Any) -> dict[str, Any]:
 # Access -------------------------------------------------------------------------------------
 
 
-def access_conversation(session: Session, caller_id: str, conversation_id: Any) -> Any:
+def access_conversation(session: Connection, caller_id: str, conversation_id: Any) -> Any:
     """The conversation row as the caller sees it, or `not_found` (missing and forbidden alike)."""
     row = session.execute(
         text(_CONVERSATION_SELECT + " WHERE me.user_id = :me AND c.id = :id"),
@@ -158,11 +158,11 @@ def access_conversation(session: Session, caller_id: str, conversation_id: Any) 
     return row
 
 
-def get_conversation(session: Session, caller_id: str, conversation_id: Any) -> dict[str, Any]:
+def get_conversation(session: Connection, caller_id: str, conversation_id: Any) -> dict[str, Any]:
     return conversation_view(access_conversation(session, caller_id, conversation_id))
 
 
-def _audience(session: Session, conversation_id: uuid.UUID) -> list[str]:
+def _audience(session: Connection, conversation_id: uuid.UUID) -> list[str]:
     """Who takes part right now: the people who must see this conversation's events."""
     rows = session.execute(
         text("SELECT user_id FROM participants WHERE conversation_id = :id ORDER BY user_id"), {"id": conversation_id}
@@ -173,7 +173,7 @@ def _audience(session: Session, conversation_id: uuid.UUID) -> list[str]:
 # Messages -----------------------------------------------------------------------------------
 
 
-def _existing_send(session: Session, caller_id: str, client_id: str | None) -> Any:
+def _existing_send(session: Connection, caller_id: str, client_id: str | None) -> Any:
     if client_id is None:
         return None
     return session.execute(
@@ -182,7 +182,7 @@ def _existing_send(session: Session, caller_id: str, client_id: str | None) -> A
     ).first()
 
 
-def access_participation(session: Session, caller_id: str, conversation_id: Any) -> Any:
+def access_participation(session: Connection, caller_id: str, conversation_id: Any) -> Any:
     """(id, status, last_seq) of a conversation the caller takes part in, or `not_found`: the cheap check."""
     row = session.execute(
         text(
@@ -197,7 +197,7 @@ def access_participation(session: Session, caller_id: str, conversation_id: Any)
 
 
 def do_send_message(
-    session: Session, caller_id: str, conversation_id: Any, body: Any, client_id: Any
+    session: Connection, caller_id: str, conversation_id: Any, body: Any, client_id: Any
 ) -> dict[str, Any]:
     """Store a message and its event; a retry with the same `client_id` returns the first message."""
     client_id = domain.check_client_id(client_id)
@@ -242,7 +242,7 @@ _STORE_MESSAGE = text(
 
 
 def _store_message(
-    session: Session, caller_id: str, conversation_id: uuid.UUID, body: str, client_id: str | None, fingerprint: str
+    session: Connection, caller_id: str, conversation_id: uuid.UUID, body: str, client_id: str | None, fingerprint: str
 ) -> dict[str, Any]:
     row = session.execute(
         _STORE_MESSAGE,
@@ -275,7 +275,7 @@ def _json(value: Any) -> str:
 
 
 def list_messages(
-    session: Session, cursors: Cursors, caller_id: str, conversation_id: Any, cursor: Any, limit: Any
+    session: Connection, cursors: Cursors, caller_id: str, conversation_id: Any, cursor: Any, limit: Any
 ) -> dict[str, Any]:
     """A page of history, newest first; the cursor continues to older messages."""
     conversation = access_participation(session, caller_id, conversation_id)
@@ -296,7 +296,7 @@ def list_messages(
 # Conversations ------------------------------------------------------------------------------
 
 
-def list_conversations(session: Session, cursors: Cursors, caller_id: str, cursor: Any, limit: Any) -> dict[str, Any]:
+def list_conversations(session: Connection, cursors: Cursors, caller_id: str, cursor: Any, limit: Any) -> dict[str, Any]:
     """The caller's conversations, most recent activity first."""
     limit = check_limit(limit)
     position = cursors.decode(cursor, caller_id, "conversations")
@@ -319,7 +319,7 @@ def list_conversations(session: Session, cursors: Cursors, caller_id: str, curso
     return {"items": items, "next_cursor": next_cursor}
 
 
-def unread_total(session: Session, caller_id: str) -> int:
+def unread_total(session: Connection, caller_id: str) -> int:
     return int(
         session.execute(
             text(
@@ -332,7 +332,7 @@ def unread_total(session: Session, caller_id: str) -> int:
 
 
 def do_start_direct(
-    session: Session,
+    session: Connection,
     caller_id: str,
     other: dict[str, Any],
     me: dict[str, Any],

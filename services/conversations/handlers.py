@@ -6,7 +6,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from services.conversations import actions, domain
 from shared.config import Settings
@@ -34,7 +34,7 @@ def methods(settings: Settings) -> dict[str, Method]:
     cursors = Cursors(settings.cursor_secret)
     directory = RpcClient(settings)
 
-    def in_transaction(work: Callable[[Session], T]) -> T:
+    def in_transaction(work: Callable[[Connection], T]) -> T:
         # A concurrent twin (same client_id, same 1:1 pair) can win a unique index: once
         # more, and the retry finds what the twin made.
         for attempt in range(2):

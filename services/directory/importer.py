@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from services.directory import models as m
 from services.directory.roster.errors import RosterError, RosterIssue
@@ -138,12 +138,12 @@ def _key(kind: _Kind, row: Row) -> tuple[Any, ...]:
     return tuple(row[k] for k in kind.key)
 
 
-def _load(session: Session, kind: _Kind) -> dict[tuple[Any, ...], Row]:
+def _load(session: Connection, kind: _Kind) -> dict[tuple[Any, ...], Row]:
     rows = session.execute(sa.select(kind.table)).mappings()
     return {_key(kind, r): dict(r) for r in rows}
 
 
-def _upsert(session: Session, kind: _Kind, rows: list[Row]) -> None:
+def _upsert(session: Connection, kind: _Kind, rows: list[Row]) -> None:
     for start in range(0, len(rows), _CHUNK):
         chunk = rows[start : start + _CHUNK]
         stmt = insert(kind.table)
@@ -154,7 +154,7 @@ def _upsert(session: Session, kind: _Kind, rows: list[Row]) -> None:
         session.execute(stmt, chunk)
 
 
-def _delete(session: Session, kind: _Kind, keys: list[tuple[Any, ...]]) -> None:
+def _delete(session: Connection, kind: _Kind, keys: list[tuple[Any, ...]]) -> None:
     cols = [kind.table.c[k] for k in kind.key]
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start : start + _CHUNK]
@@ -169,7 +169,7 @@ def _deleted_keys(kind: _Kind, bundle: Bundle, existing: dict[tuple[Any, ...], R
     return {k for k in existing if ":".join(k) in ids}
 
 
-def _check_external_refs(session: Session, bundle: Bundle) -> None:
+def _check_external_refs(session: Connection, bundle: Bundle) -> None:
     """Delta rows may point at ids the store must already hold; refuse the bundle otherwise."""
     by_kind = {k.file: k for k in KINDS}
     issues: list[RosterIssue] = []
@@ -184,7 +184,7 @@ def _check_external_refs(session: Session, bundle: Bundle) -> None:
         raise RosterError(issues[:100], truncated=len(issues) > 100)
 
 
-def apply_bundle(session: Session, bundle: Bundle) -> dict[str, dict[str, int]]:
+def apply_bundle(session: Connection, bundle: Bundle) -> dict[str, dict[str, int]]:
     """Apply `bundle` in the open transaction; counts of created / updated / deleted rows per file."""
     counts: dict[str, dict[str, int]] = {}
     events: list[Event] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from shared.errors import AppError, validation
 
@@ -27,7 +27,7 @@ def user_view(row: Any) -> dict[str, Any]:
     }
 
 
-def get_users(session: Session, ids: list[str]) -> list[dict[str, Any]]:
+def get_users(session: Connection, ids: list[str]) -> list[dict[str, Any]]:
     if not ids:
         return []
     rows = session.execute(
@@ -36,7 +36,7 @@ def get_users(session: Session, ids: list[str]) -> list[dict[str, Any]]:
     return [user_view(r) for r in rows]
 
 
-def access_user(session: Session, user_id: str) -> dict[str, Any]:
+def access_user(session: Connection, user_id: str) -> dict[str, Any]:
     """The user, or the uniform `not_found`."""
     found = get_users(session, [user_id])
     if not found:
@@ -44,7 +44,7 @@ def access_user(session: Session, user_id: str) -> dict[str, Any]:
     return found[0]
 
 
-def org_scope(session: Session, org_ids: list[str]) -> list[str]:
+def org_scope(session: Connection, org_ids: list[str]) -> list[str]:
     """The given organisations and every organisation under them."""
     rows = session.execute(
         text(
@@ -67,7 +67,7 @@ def _like(q: str) -> str:
     return f"%{escaped}%"
 
 
-def search(session: Session, caller_id: str, q: str, limit: int = SEARCH_LIMIT) -> dict[str, list[dict[str, Any]]]:
+def search(session: Connection, caller_id: str, q: str, limit: int = SEARCH_LIMIT) -> dict[str, list[dict[str, Any]]]:
     """People, courses and projects whose name contains `q`, within the caller's reach.
 
     People: anyone in the caller's organisations or under them. Courses and projects: those
@@ -133,7 +133,7 @@ def search(session: Session, caller_id: str, q: str, limit: int = SEARCH_LIMIT) 
     }
 
 
-def group_members(session: Session, kind: str, group_id: str) -> list[dict[str, str]]:
+def group_members(session: Connection, kind: str, group_id: str) -> list[dict[str, str]]:
     """Members of a course (OneRoster class) or project, with their role there."""
     if kind == "course":
         sql = "SELECT user_id, role FROM enrollments WHERE class_id = :id ORDER BY user_id"
