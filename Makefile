@@ -36,5 +36,9 @@ test-e2e: install
 bench: install
 	$(PY) -m bench.latency
 
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
 clean:
 	rm -rf $(VENV) var bench/results/*.json .pytest_cache

@@ -6,11 +6,12 @@ so a slow system cannot slow the generator down and hide its own latency), and t
 message from the start of its HTTP request to its arrival on the recipient's socket.
 Figures go to bench/results/latency-<time>.json and to stdout.
 """
+
 from __future__ import annotations
 
 import argparse
-import http.client
 import dataclasses
+import http.client
 import json
 import os
 import resource
@@ -26,7 +27,7 @@ from urllib.parse import urlsplit
 import requests
 import socketio
 
-from deploy.local import DEFINITIONS, Stack, setup
+from deploy.local import DEFINITIONS, Stack, delete_topology, setup
 from shared.auth import issue_token
 from shared.config import Settings
 from shared.db import drop_database
@@ -76,8 +77,9 @@ class Receivers:
             client.disconnect()
 
 
-def run_phase(api: str, pairs: list[dict[str, Any]], receivers: Receivers, rate: float, count: int,
-              phase: str) -> dict[str, Any]:
+def run_phase(
+    api: str, pairs: list[dict[str, Any]], receivers: Receivers, rate: float, count: int, phase: str
+) -> dict[str, Any]:
     interval = 1.0 / rate
     sent_at: dict[str, float] = {}
     http_ms: list[float] = []
@@ -164,8 +166,12 @@ def main() -> None:
     base = Settings.from_env()
     gateway_port, realtime_port = _free_port(), _free_port()
     settings = dataclasses.replace(
-        base, namespace=f"bench-{gateway_port}", db_prefix="imbench", gateway_port=gateway_port,
-        realtime_port=realtime_port, log_level="WARNING",
+        base,
+        namespace=f"bench-{gateway_port}",
+        db_prefix="imbench",
+        gateway_port=gateway_port,
+        realtime_port=realtime_port,
+        log_level="WARNING",
     )
     for name in DEFINITIONS:
         drop_database(settings.database_url(name))
@@ -179,8 +185,12 @@ def main() -> None:
         for i in range(1, args.pairs + 1):
             teacher, student = f"user-t-{i:03d}", f"user-s-{i:04d}"
             token = issue_token(settings, teacher)
-            created = requests.post(f"{api}/conversations", json={"recipients": [{"type": "user", "id": student}],
-                                    "body": "Bench start"}, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+            created = requests.post(
+                f"{api}/conversations",
+                json={"recipients": [{"type": "user", "id": student}], "body": "Bench start"},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=10,
+            )
             created.raise_for_status()
             pairs.append({"token": token, "conversation_id": created.json()["conversation"]["id"]})
             receivers.connect(f"http://127.0.0.1:{realtime_port}", issue_token(settings, student))
@@ -192,8 +202,11 @@ def main() -> None:
             print(json.dumps(result))
             if result["lost"] or result["http_errors"] or (result["achieved_rate"] or 0) < 0.9 * rate:
                 break
-        sustained = [p for p in phases if not p["lost"] and not p["http_errors"]
-                     and (p["achieved_rate"] or 0) >= 0.9 * p["target_rate"]]
+        sustained = [
+            p
+            for p in phases
+            if not p["lost"] and not p["http_errors"] and (p["achieved_rate"] or 0) >= 0.9 * p["target_rate"]
+        ]
         report = {
             "benchmark": "send_to_receive_latency",
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -206,6 +219,7 @@ def main() -> None:
     finally:
         receivers.close()
         stack.stop()
+        delete_topology(settings)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"latency-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     out.write_text(json.dumps(report, indent=2))

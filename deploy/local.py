@@ -1,8 +1,9 @@
 """Run the whole system on one machine against the RabbitMQ and PostgreSQL it finds.
 
-    python -m deploy.local setup     create databases, migrate, declare queues, load the demo roster
-    python -m deploy.local run       setup, then start every process until Ctrl-C
+python -m deploy.local setup     create databases, migrate, declare queues, load the demo roster
+python -m deploy.local run       setup, then start every process until Ctrl-C
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,6 +42,20 @@ def declare_topology(settings: Settings) -> None:
         for definition, _ in DEFINITIONS.values():
             for spec in definition.consumers(settings):
                 declare_consumer_queue(channel, settings, consumer_queue(settings, spec.name, spec.bindings))
+
+
+def delete_topology(settings: Settings) -> None:
+    """Remove a namespace's queues and exchanges (benchmarks and tests clean up after themselves)."""
+    with Connection(settings.amqp_url) as conn:
+        channel = conn.channel()
+        for name, (definition, _) in DEFINITIONS.items():
+            channel.queue_delete(settings.rpc_queue(name))
+            for spec in definition.consumers(settings):
+                queue = settings.consumer_queue(spec.name)
+                channel.queue_delete(queue)
+                channel.queue_delete(f"{queue}.dead")
+        channel.exchange_delete(settings.exchange)
+        channel.exchange_delete(settings.dead_letter_exchange)
 
 
 def load_demo_roster(settings: Settings) -> bool:
@@ -89,16 +104,31 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def commands(settings: Settings, *, realtime_ports: list[int] | None = None) -> dict[str, tuple[list[str], dict[str, str]]]:
+def commands(
+    settings: Settings, *, realtime_ports: list[int] | None = None
+) -> dict[str, tuple[list[str], dict[str, str]]]:
     """Every process of the system: name -> (argv, extra environment)."""
     py = sys.executable
     procs: dict[str, tuple[list[str], dict[str, str]]] = {
         name: ([py, "-m", f"services.{name}"], {}) for name in DEFINITIONS
     }
     procs["gateway"] = (
-        [py, "-m", "gunicorn", "-w", str(settings.gateway_workers), "-b",
-         f"{settings.gateway_host}:{settings.gateway_port}", "--timeout", "30", "--graceful-timeout", "5",
-         "--log-level", "warning", "gateway.app:create_app()"],
+        [
+            py,
+            "-m",
+            "gunicorn",
+            "-w",
+            str(settings.gateway_workers),
+            "-b",
+            f"{settings.gateway_host}:{settings.gateway_port}",
+            "--timeout",
+            "30",
+            "--graceful-timeout",
+            "5",
+            "--log-level",
+            "warning",
+            "gateway.app:create_app()",
+        ],
         {},
     )
     for i, port in enumerate(realtime_ports or [settings.realtime_port]):
@@ -113,7 +143,7 @@ class Stack:
     settings: Settings
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start(self, *, realtime_ports: list[int] | None = None, log_dir: Path | None = None) -> "Stack":
+    def start(self, *, realtime_ports: list[int] | None = None, log_dir: Path | None = None) -> Stack:
         base_env = {**os.environ, **settings_env(self.settings), "PYTHONUNBUFFERED": "1"}
         for name, (argv, extra) in commands(self.settings, realtime_ports=realtime_ports).items():
             out: IO[bytes] | None = open(log_dir / f"{name}.log", "wb") if log_dir else None  # noqa: SIM115
@@ -162,7 +192,9 @@ def main() -> None:
     run = sub.add_parser("run", help="setup, then run every process until Ctrl-C")
     run.add_argument("--realtime", type=int, default=1, help="how many realtime processes (ports count up)")
     for command in (setup_cmd, run):
-        command.add_argument("--no-demo", action="store_true", help="do not load the demo roster into an empty directory")
+        command.add_argument(
+            "--no-demo", action="store_true", help="do not load the demo roster into an empty directory"
+        )
     args = parser.parse_args()
     settings = Settings.from_env()
     setup(settings, demo=not args.no_demo)

@@ -1,4 +1,5 @@
 """The gateway's Flask application: thin routes that parse, call one service, and map errors."""
+
 from __future__ import annotations
 
 import json
@@ -131,7 +132,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.get("/api/v1/config")
     def config() -> Any:
-        realtime = settings.realtime_public_url or f"{request.scheme}://{request.host.split(':')[0]}:{settings.realtime_port}"
+        realtime = (
+            settings.realtime_public_url or f"{request.scheme}://{request.host.split(':')[0]}:{settings.realtime_port}"
+        )
         return {"realtime_url": realtime, "socketio_path": f"/{settings.socketio_path.strip('/')}"}
 
     @app.post("/api/v1/auth/dev-token")
@@ -165,8 +168,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.get("/api/v1/conversations")
     def list_conversations() -> Any:
-        return call("conversations", "conversations.list",
-                    {"cursor": request.args.get("cursor"), "limit": request.args.get("limit")})
+        return call(
+            "conversations",
+            "conversations.list",
+            {"cursor": request.args.get("cursor"), "limit": request.args.get("limit")},
+        )
 
     @app.get("/api/v1/conversations/<conversation_id>")
     def get_conversation(conversation_id: str) -> Any:
@@ -174,11 +180,15 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.get("/api/v1/conversations/<conversation_id>/messages")
     def list_messages(conversation_id: str) -> Any:
-        return call("conversations", "messages.list", {
-            "conversation_id": conversation_id,
-            "cursor": request.args.get("cursor"),
-            "limit": request.args.get("limit"),
-        })
+        return call(
+            "conversations",
+            "messages.list",
+            {
+                "conversation_id": conversation_id,
+                "cursor": request.args.get("cursor"),
+                "limit": request.args.get("limit"),
+            },
+        )
 
     @app.post("/api/v1/conversations/<conversation_id>/messages")
     def send_message(conversation_id: str) -> Any:

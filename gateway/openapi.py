@@ -1,4 +1,5 @@
 """The OpenAPI 3 document for what the gateway serves, built from the request schemas."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -25,16 +26,28 @@ ERROR = {
 
 
 def _body(model: type[BaseModel]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}
+    return {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+    }
 
 
-def _op(summary: str, *, body: type[BaseModel] | None = None, params: list[dict[str, Any]] | None = None,
-        auth: bool = True, ok: int = 200) -> dict[str, Any]:
+def _op(
+    summary: str,
+    *,
+    body: type[BaseModel] | None = None,
+    params: list[dict[str, Any]] | None = None,
+    auth: bool = True,
+    ok: int = 200,
+) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": summary,
         "responses": {
             str(ok): {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}},
-            "default": {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            "default": {
+                "description": "Error",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            },
         },
     }
     if body is not None:
@@ -71,11 +84,17 @@ def document() -> dict[str, Any]:
         },
         "paths": {
             "/config": {"get": _op("Where clients find the realtime server", auth=False)},
-            "/auth/dev-token": {"post": _op("Development sign-in: a token for a roster user", body=schemas.DevToken, auth=False)},
+            "/auth/dev-token": {
+                "post": _op("Development sign-in: a token for a roster user", body=schemas.DevToken, auth=False)
+            },
             "/me": {"get": _op("The caller, with unread_total")},
-            "/directory/search": {"get": _op("Recipients by name: people, courses, projects", params=[_query("q", True)])},
+            "/directory/search": {
+                "get": _op("Recipients by name: people, courses, projects", params=[_query("q", True)])
+            },
             "/conversations": {
-                "get": _op("The caller's conversations, newest activity first", params=[_query("cursor"), _query("limit")]),
+                "get": _op(
+                    "The caller's conversations, newest activity first", params=[_query("cursor"), _query("limit")]
+                ),
                 "post": _op("Start a conversation with a first message", body=schemas.NewConversation, ok=201),
             },
             "/conversations/{conversation_id}": {"get": _op("One conversation", params=[_ID])},

@@ -1,4 +1,5 @@
 """Request bodies as the API accepts them: shape and types only; the services own the rules."""
+
 from __future__ import annotations
 
 from typing import Literal

@@ -1,4 +1,5 @@
 """`python -m realtime`: serve Socket.IO on eventlet until SIGTERM or SIGINT."""
+
 import warnings
 
 # eventlet's maintenance mode is a known, recorded choice (ARCHITECTURE.md, Concurrency);
@@ -31,8 +32,10 @@ def main() -> int:
     settings = Settings.from_env()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if settings.realtime_async_mode != "eventlet":
-        log.error("python -m realtime serves with eventlet; REALTIME_ASYNC_MODE=%s needs another WSGI server",
-                  settings.realtime_async_mode)
+        log.error(
+            "python -m realtime serves with eventlet; REALTIME_ASYNC_MODE=%s needs another WSGI server",
+            settings.realtime_async_mode,
+        )
         return 2
 
     stop_requested: list[int] = []
@@ -49,8 +52,9 @@ def main() -> int:
     listener = eventlet.listen((settings.realtime_host, settings.realtime_port))
     server.start()
     http = eventlet.spawn(eventlet.wsgi.server, listener, server.app, log_output=False, debug=False)
-    log.info("realtime: serving on %s:%d, consuming %s", settings.realtime_host, settings.realtime_port,
-             server.feed.queue)
+    log.info(
+        "realtime: serving on %s:%d, consuming %s", settings.realtime_host, settings.realtime_port, server.feed.queue
+    )
 
     while not stop_requested and not http.dead:
         eventlet.sleep(STOP_POLL_SECONDS)

@@ -4,6 +4,7 @@ Every realtime process consumes from a queue of its own, so each connected clien
 each event once, from whichever process holds its socket. The queue expires a while
 after its process is gone; a clean shutdown deletes it at once.
 """
+
 from __future__ import annotations
 
 import logging

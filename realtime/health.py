@@ -1,4 +1,5 @@
 """`/healthz` and `/readyz` beside the Socket.IO endpoint, as a bare WSGI app."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Which Socket.IO event an envelope becomes, with what payload, for which rooms. No I/O."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

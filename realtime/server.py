@@ -3,6 +3,7 @@
 Nothing here depends on eventlet: the async mode is `settings.realtime_async_mode`, and
 python-socketio runs the same code on eventlet, gevent or threads.
 """
+
 from __future__ import annotations
 
 import logging

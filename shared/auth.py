@@ -1,4 +1,5 @@
 """Bearer JWTs: verification for every entry point, minting for development sign-in."""
+
 from __future__ import annotations
 
 import time

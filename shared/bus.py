@@ -6,11 +6,11 @@ Topology, all durable and prefixed by the namespace:
 A consumer acks after its handler succeeds; a failing handler is retried a few times with
 back-off, then its message is dead-lettered, so a poison message never loops.
 """
+
 from __future__ import annotations
 
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -157,7 +157,7 @@ class ConfirmingPublisher:
                 self.conn.drain_events(timeout=remaining)
             if self._nacked:
                 raise PublishFailed("the broker refused a message")
-        except (OSError, socket.timeout, amqp.exceptions.AMQPError, PublishFailed) as exc:
+        except (TimeoutError, OSError, amqp.exceptions.AMQPError, PublishFailed) as exc:
             self.reset()
             if isinstance(exc, PublishFailed):
                 raise
@@ -255,7 +255,9 @@ class EventConsumer(ConsumerMixin):
     def _retry_or_dead_letter(self, message: Any, envelope: Envelope, exc: Exception) -> None:
         attempts = int((message.headers or {}).get(ATTEMPTS_HEADER, 0)) + 1
         if attempts >= self.spec.max_attempts:
-            log.error("consumer %s: %s failed %d times, dead-lettered: %r", self.spec.name, envelope.type, attempts, exc)
+            log.error(
+                "consumer %s: %s failed %d times, dead-lettered: %r", self.spec.name, envelope.type, attempts, exc
+            )
             message.reject(requeue=False)
             return
         log.warning("consumer %s: %s failed (attempt %d): %r", self.spec.name, envelope.type, attempts, exc)
@@ -278,7 +280,9 @@ class EventConsumer(ConsumerMixin):
         self.should_stop = True
 
 
-def start_consumer(settings: Settings, spec: ConsumerSpec, *, wait: float = 10.0) -> tuple[EventConsumer, threading.Thread]:
+def start_consumer(
+    settings: Settings, spec: ConsumerSpec, *, wait: float = 10.0
+) -> tuple[EventConsumer, threading.Thread]:
     """Run a consumer in a daemon thread and wait until it is consuming."""
     consumer = EventConsumer(settings, spec)
     thread = threading.Thread(target=consumer.run, name=f"consumer-{spec.name}", daemon=True)

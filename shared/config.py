@@ -1,4 +1,5 @@
 """Configuration from environment variables only; the whole list lives here and in README.md."""
+
 from __future__ import annotations
 
 import os
@@ -58,7 +59,7 @@ class Settings:
     log_level: str = "INFO"
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         d = cls()
         env = _env("IM_ENV", d.env)
         return cls(
@@ -97,7 +98,7 @@ class Settings:
             log_level=_env("LOG_LEVEL", d.log_level),
         ).check()
 
-    def check(self) -> "Settings":
+    def check(self) -> Settings:
         """Refuse to run production on the built-in development secrets."""
         if self.env != "production":
             return self

@@ -1,4 +1,5 @@
 """Opaque, signed page cursors: a client can hold one but not forge or reuse another user's."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,15 +1,16 @@
 """SQLAlchemy 2.0 engines and sessions, database creation, and Alembic migrations per service."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, make_url, text
 
 
-@lru_cache(maxsize=None)
+@cache
 def engine_for(url: str, pool_size: int = 10) -> Engine:
     """One pooled engine per URL per process."""
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, future=True)

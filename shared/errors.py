@@ -1,4 +1,5 @@
 """The one error type that crosses every boundary and becomes API.md's error shape."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -45,7 +46,7 @@ class AppError(Exception):
         return {"code": self.code, "message": self.message, "details": self.details}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "AppError":
+    def from_dict(cls, data: dict[str, Any]) -> AppError:
         return cls(str(data.get("code", "internal")), str(data.get("message", "")), data.get("details") or {})
 
     def __repr__(self) -> str:

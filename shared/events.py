@@ -3,6 +3,7 @@
 Routing key = event type = `<service>.<entity>.<verb>` (a past-tense fact).
 `audience` lists the user ids who must see the event in real time (None: nobody).
 """
+
 from __future__ import annotations
 
 import json
@@ -89,7 +90,7 @@ class Envelope:
         return json.dumps(self.to_dict(), separators=(",", ":"), default=str)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "Envelope":
+    def from_dict(cls, raw: dict[str, Any]) -> Envelope:
         """Rebuild from the wire; raises ValueError on anything not shaped like an envelope."""
         try:
             audience = raw.get("audience")

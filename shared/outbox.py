@@ -6,6 +6,7 @@ broker is down the rows simply wait. One relay per service is active at a time (
 PostgreSQL advisory lock), which keeps each service's events in commit order; start more
 for fail-over. A NOTIFY on commit wakes the relay at once; it also polls as a safety net.
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,8 +16,7 @@ from typing import Any
 
 import psycopg
 import sqlalchemy as sa
-from sqlalchemy import make_url, text
-from sqlalchemy import Connection
+from sqlalchemy import Connection, make_url, text
 
 from shared.bus import ConfirmingPublisher, PublishFailed
 from shared.config import Settings

@@ -5,12 +5,12 @@ Reply body: {"ok": true, "result": ...} or {"ok": false, "error": {code, message
 A server skips requests whose deadline has passed (the caller gave up on them); a client
 drops late replies by correlation id. Scaling a service = more consumers on its queue.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import queue
-import socket
 import threading
 import time
 import uuid
@@ -114,11 +114,13 @@ class _RpcWorker(ConsumerMixin):
 class RpcServer:
     """`threads` workers, each with its own connection (kombu connections are not thread-safe)."""
 
-    def __init__(self, settings: Settings, service: str, methods: dict[str, Method], *, threads: int | None = None) -> None:
+    def __init__(
+        self, settings: Settings, service: str, methods: dict[str, Method], *, threads: int | None = None
+    ) -> None:
         self.workers = [_RpcWorker(settings, service, methods) for _ in range(threads or settings.rpc_threads)]
         self.threads: list[threading.Thread] = []
 
-    def start(self, *, wait: float = 10.0) -> "RpcServer":
+    def start(self, *, wait: float = 10.0) -> RpcServer:
         for i, worker in enumerate(self.workers):
             thread = threading.Thread(target=worker.run, name=f"rpc-{worker.service}-{i}", daemon=True)
             thread.start()
@@ -202,7 +204,9 @@ class RpcClient:
         """The method's result; raises the service's AppError, or `unavailable` when no answer comes in time."""
         timeout = timeout if timeout is not None else self.settings.rpc_timeout_seconds
         caller_id = caller.user_id if isinstance(caller, Caller) else caller
-        body = _encode({"method": method, "params": params or {}, "caller": {"user_id": caller_id} if caller_id else None})
+        body = _encode(
+            {"method": method, "params": params or {}, "caller": {"user_id": caller_id} if caller_id else None}
+        )
         correlation_id = str(uuid.uuid4())
         deadline = time.time() + timeout
         try:
@@ -223,12 +227,14 @@ class RpcClient:
                 while correlation_id not in rc.replies:
                     remaining = deadline - time.time()
                     if remaining <= 0:
-                        raise socket.timeout()
+                        raise TimeoutError()
                     rc.conn.drain_events(timeout=remaining)
                 reply = rc.replies.pop(correlation_id)
                 rc.waiting = None
-        except (socket.timeout, TimeoutError):
-            raise AppError("unavailable", "The service did not answer in time. Try again.", {"service": service}) from None
+        except TimeoutError:
+            raise AppError(
+                "unavailable", "The service did not answer in time. Try again.", {"service": service}
+            ) from None
         except (OSError, amqp.exceptions.AMQPError, OperationalError) as exc:
             # The broken pooled channel was discarded on the way out of the `with`.
             raise AppError("unavailable", "The service is unreachable. Try again.", {"service": service}) from exc

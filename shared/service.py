@@ -1,4 +1,5 @@
 """Run one service process: its RPC workers, its outbox relay and its event consumers."""
+
 from __future__ import annotations
 
 import argparse

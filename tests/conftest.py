@@ -4,6 +4,7 @@ Named by AMQP_URL and POSTGRES_URL (defaults: this machine's local services). Wh
 variable is set and the defaults do not answer, testcontainers starts both where Docker
 runs; otherwise the suite stops with a clear message rather than faking anything.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -11,7 +12,6 @@ import os
 import shutil
 import socket
 import uuid
-from collections.abc import Iterator
 from urllib.parse import urlparse
 
 import pytest

@@ -1,4 +1,5 @@
 """The conversations service: conversations, participants, messages, read state."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -2,6 +2,7 @@
 `access_*` returns what the caller may see or raises `not_found`; `check_*` validates;
 `do_*` changes state and records its events in the same transaction.
 """
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from services.conversations import domain
 from shared.cursor import Cursors
@@ -80,8 +80,7 @@ def update_known_person(session: Connection, user: dict[str, Any]) -> None:
     """Apply a directory change to someone this service already shows; strangers are fetched when needed."""
     session.execute(
         text(
-            "UPDATE people SET name = :name, role = :role, title = :title, enabled = :enabled "
-            "WHERE user_id = :user_id"
+            "UPDATE people SET name = :name, role = :role, title = :title, enabled = :enabled WHERE user_id = :user_id"
         ),
         {k: user.get(k) for k in ("user_id", "name", "role", "title", "enabled")},
     )
@@ -296,7 +295,9 @@ def list_messages(
 # Conversations ------------------------------------------------------------------------------
 
 
-def list_conversations(session: Connection, cursors: Cursors, caller_id: str, cursor: Any, limit: Any) -> dict[str, Any]:
+def list_conversations(
+    session: Connection, cursors: Cursors, caller_id: str, cursor: Any, limit: Any
+) -> dict[str, Any]:
     """The caller's conversations, most recent activity first."""
     limit = check_limit(limit)
     position = cursors.decode(cursor, caller_id, "conversations")

@@ -1,13 +1,13 @@
 """Events the conversations service consumes: each handled once, against current state."""
+
 from __future__ import annotations
 
+from services.conversations import actions
 from shared.bus import ConsumerSpec
 from shared.config import Settings
 from shared.db import transaction
 from shared.events import Envelope
 from shared.outbox import claim_event
-
-from services.conversations import actions
 
 DIRECTORY_EVENTS = "conversations.directory-events"
 

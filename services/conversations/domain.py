@@ -1,4 +1,5 @@
 """Conversation rules as plain functions over plain data: no I/O here."""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,12 +1,12 @@
 """RPC entry points of the conversations service: parse params, call one action, return plain data."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy import Connection
 
 from services.conversations import actions, domain
 from shared.config import Settings
@@ -64,8 +64,9 @@ def methods(settings: Settings) -> dict[str, Method]:
         if me not in found:
             raise AppError("unauthenticated", "Your account is not in the roster.")
         return in_transaction(
-            lambda s: actions.do_start_direct(s, me, found[people[0].id], found[me], params.get("body"),
-                                              params.get("client_id"))
+            lambda s: actions.do_start_direct(
+                s, me, found[people[0].id], found[me], params.get("body"), params.get("client_id")
+            )
         )
 
     def list_conversations(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
@@ -82,8 +83,9 @@ def methods(settings: Settings) -> dict[str, Method]:
         me = _me(caller)
         _refuse_attachments(params)
         return in_transaction(
-            lambda s: actions.do_send_message(s, me, params.get("conversation_id"), params.get("body"),
-                                              params.get("client_id"))
+            lambda s: actions.do_send_message(
+                s, me, params.get("conversation_id"), params.get("body"), params.get("client_id")
+            )
         )
 
     def history(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
@@ -107,5 +109,3 @@ def methods(settings: Settings) -> dict[str, Method]:
         "messages.list": history,
         "unread.total": unread_total,
     }
-
-

@@ -1,4 +1,5 @@
 """The directory service: people, organisations, courses, projects and who may talk to whom."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """`python -m services.directory`: the directory service process; `... import <bundle>` loads a roster."""
+
 import sys
 
 from services.directory import DEFINITION, MIGRATIONS
@@ -21,8 +22,10 @@ def _import(path: str) -> None:
     except AppError as exc:
         print(exc.message, file=sys.stderr)
         for issue in exc.details.get("errors", []):
-            print(f"  {issue['file']}, line {issue['line']}, column {issue['column']}: {issue['message']}",
-                  file=sys.stderr)
+            print(
+                f"  {issue['file']}, line {issue['line']}, column {issue['column']}: {issue['message']}",
+                file=sys.stderr,
+            )
         raise SystemExit(1) from None
     for kind, c in counts.items():
         print(f"{kind}: {c['created']} created, {c['updated']} updated, {c['deleted']} deleted")

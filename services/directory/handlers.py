@@ -1,4 +1,5 @@
 """RPC entry points of the directory: parse params, call one function, return plain data."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,9 +36,7 @@ def roster_error(exc: RosterError) -> AppError:
         "validation_failed",
         "The roster bundle was refused; nothing was imported.",
         {
-            "errors": [
-                {"file": i.file, "line": i.line, "column": i.column, "message": i.message} for i in exc.errors
-            ],
+            "errors": [{"file": i.file, "line": i.line, "column": i.column, "message": i.message} for i in exc.errors],
             "truncated": exc.truncated,
         },
     )

@@ -4,6 +4,7 @@ Bulk files replace their whole kind; delta files merge (rows marked tobedeleted 
 absent files leave their kind alone. Re-applying the same bundle changes nothing and
 publishes nothing. Everything happens in the caller's transaction, events included.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -11,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy import Connection
+from sqlalchemy.dialects.postgresql import insert
 
 from services.directory import models as m
 from services.directory.roster.errors import RosterError, RosterIssue
@@ -77,17 +78,37 @@ KINDS: tuple[_Kind, ...] = (
         "orgs",
         m.Org.__table__,
         ("sourced_id",),
-        lambda b: ({"sourced_id": o.sourced_id, "name": o.name, "type": o.type, "parent_id": o.parent_id,
-                    "identifier": o.identifier} for o in b.orgs),
+        lambda b: (
+            {
+                "sourced_id": o.sourced_id,
+                "name": o.name,
+                "type": o.type,
+                "parent_id": o.parent_id,
+                "identifier": o.identifier,
+            }
+            for o in b.orgs
+        ),
         _no_events,
     ),
     _Kind(
         "users",
         m.User.__table__,
         ("sourced_id",),
-        lambda b: ({"sourced_id": u.sourced_id, "given_name": u.given_name, "family_name": u.family_name,
-                    "roster_role": u.role, "role": u.platform_role, "username": u.username, "email": u.email,
-                    "title": u.title, "enabled": u.enabled, "org_ids": list(u.org_ids)} for u in b.users),
+        lambda b: (
+            {
+                "sourced_id": u.sourced_id,
+                "given_name": u.given_name,
+                "family_name": u.family_name,
+                "roster_role": u.role,
+                "role": u.platform_role,
+                "username": u.username,
+                "email": u.email,
+                "title": u.title,
+                "enabled": u.enabled,
+                "org_ids": list(u.org_ids),
+            }
+            for u in b.users
+        ),
         _user_events,
     ),
     _Kind(
@@ -101,17 +122,33 @@ KINDS: tuple[_Kind, ...] = (
         "classes",
         m.Class.__table__,
         ("sourced_id",),
-        lambda b: ({"sourced_id": c.sourced_id, "title": c.title, "course_id": c.course_id,
-                    "school_id": c.school_id, "class_code": c.class_code} for c in b.classes),
+        lambda b: (
+            {
+                "sourced_id": c.sourced_id,
+                "title": c.title,
+                "course_id": c.course_id,
+                "school_id": c.school_id,
+                "class_code": c.class_code,
+            }
+            for c in b.classes
+        ),
         _no_events,
     ),
     _Kind(
         "enrollments",
         m.Enrollment.__table__,
         ("sourced_id",),
-        lambda b: ({"sourced_id": e.sourced_id, "class_id": e.class_id, "user_id": e.user_id,
-                    "roster_role": e.role, "role": e.platform_role, "school_id": e.school_id}
-                   for e in b.enrollments),
+        lambda b: (
+            {
+                "sourced_id": e.sourced_id,
+                "class_id": e.class_id,
+                "user_id": e.user_id,
+                "roster_role": e.role,
+                "role": e.platform_role,
+                "school_id": e.school_id,
+            }
+            for e in b.enrollments
+        ),
         _membership_events("course"),
     ),
     _Kind(
@@ -125,8 +162,10 @@ KINDS: tuple[_Kind, ...] = (
         "projectMembers",
         m.ProjectMember.__table__,
         ("project_id", "user_id"),
-        lambda b: ({"project_id": p.project_id, "user_id": p.user_id, "roster_role": p.role,
-                    "role": p.platform_role} for p in b.project_members),
+        lambda b: (
+            {"project_id": p.project_id, "user_id": p.user_id, "roster_role": p.role, "role": p.platform_role}
+            for p in b.project_members
+        ),
         _membership_events("project"),
     ),
 )

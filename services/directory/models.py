@@ -1,4 +1,5 @@
 """The directory's tables: the roster as the platform keeps it, plus blocks, rules and privileges to come."""
+
 from __future__ import annotations
 
 import sqlalchemy as sa

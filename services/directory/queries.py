@@ -1,10 +1,11 @@
 """Read-side of the directory: users by id, recipient search, group members."""
+
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from shared.errors import AppError, validation
 
@@ -92,57 +93,59 @@ def search(session: Connection, caller_id: str, q: str, limit: int = SEARCH_LIMI
         ),
         {"scope": scope, "me": caller_id, "pattern": pattern, "limit": limit},
     )
-    is_admin = caller["role"] == "admin"
-    courses = session.execute(
-        text(
-            """
-            SELECT c.sourced_id, c.title, c.school_id,
-                   (SELECT count(*) FROM enrollments e WHERE e.class_id = c.sourced_id) AS member_count
-            FROM classes c
-            WHERE lower(c.title) LIKE :pattern
-              AND (EXISTS (SELECT 1 FROM enrollments e WHERE e.class_id = c.sourced_id AND e.user_id = :me)
-                   OR (:is_admin AND c.school_id = ANY(:scope)))
-            ORDER BY c.title, c.sourced_id LIMIT :limit
-            """
-        ),
-        {"pattern": pattern, "me": caller_id, "is_admin": is_admin, "scope": scope, "limit": limit},
-    )
-    projects = session.execute(
-        text(
-            """
-            SELECT p.sourced_id, p.title, p.school_id,
-                   (SELECT count(*) FROM project_members m WHERE m.project_id = p.sourced_id) AS member_count
-            FROM projects p
-            WHERE lower(p.title) LIKE :pattern
-              AND (EXISTS (SELECT 1 FROM project_members m WHERE m.project_id = p.sourced_id AND m.user_id = :me)
-                   OR (:is_admin AND p.school_id = ANY(:scope)))
-            ORDER BY p.title, p.sourced_id LIMIT :limit
-            """
-        ),
-        {"pattern": pattern, "me": caller_id, "is_admin": is_admin, "scope": scope, "limit": limit},
-    )
+    reach = {"me": caller_id, "is_admin": caller["role"] == "admin", "scope": scope}
     return {
         "people": [{"type": "user", **user_view(r)} for r in people],
-        "courses": [
-            {"type": "course", "id": r.sourced_id, "name": r.title, "member_count": r.member_count} for r in courses
-        ],
-        "projects": [
-            {"type": "project", "id": r.sourced_id, "name": r.title, "member_count": r.member_count}
-            for r in projects
-        ],
+        "courses": _search_groups(session, "course", pattern, reach, limit),
+        "projects": _search_groups(session, "project", pattern, reach, limit),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """Where a kind of group lives: its table, its membership table and the key joining them."""
+
+    table: str
+    members: str
+    key: str
+
+
+GROUPS: dict[str, _Group] = {
+    "course": _Group("classes", "enrollments", "class_id"),
+    "project": _Group("projects", "project_members", "project_id"),
+}
+
+
+def _search_groups(
+    session: Connection, kind: str, pattern: str, reach: dict[str, Any], limit: int
+) -> list[dict[str, Any]]:
+    """Groups of `kind` named like `pattern` that the caller belongs to, or (admins) in their schools."""
+    g = GROUPS[kind]
+    rows = session.execute(
+        text(
+            f"""
+            SELECT g.sourced_id, g.title,
+                   (SELECT count(*) FROM {g.members} m WHERE m.{g.key} = g.sourced_id) AS member_count
+            FROM {g.table} g
+            WHERE lower(g.title) LIKE :pattern
+              AND (EXISTS (SELECT 1 FROM {g.members} m WHERE m.{g.key} = g.sourced_id AND m.user_id = :me)
+                   OR (:is_admin AND g.school_id = ANY(:scope)))
+            ORDER BY g.title, g.sourced_id LIMIT :limit
+            """
+        ),
+        {"pattern": pattern, "limit": limit, **reach},
+    )
+    return [{"type": kind, "id": r.sourced_id, "name": r.title, "member_count": r.member_count} for r in rows]
 
 
 def group_members(session: Connection, kind: str, group_id: str) -> list[dict[str, str]]:
     """Members of a course (OneRoster class) or project, with their role there."""
-    if kind == "course":
-        sql = "SELECT user_id, role FROM enrollments WHERE class_id = :id ORDER BY user_id"
-        exists = "SELECT 1 FROM classes WHERE sourced_id = :id"
-    elif kind == "project":
-        sql = "SELECT user_id, role FROM project_members WHERE project_id = :id ORDER BY user_id"
-        exists = "SELECT 1 FROM projects WHERE sourced_id = :id"
-    else:
+    g = GROUPS.get(kind)
+    if g is None:
         raise validation("kind must be course or project.", field="kind")
-    if session.execute(text(exists), {"id": group_id}).first() is None:
+    if session.execute(text(f"SELECT 1 FROM {g.table} WHERE sourced_id = :id"), {"id": group_id}).first() is None:
         raise AppError("not_found", f"No such {kind}.")
-    return [{"user_id": r.user_id, "role": r.role} for r in session.execute(text(sql), {"id": group_id})]
+    rows = session.execute(
+        text(f"SELECT user_id, role FROM {g.members} WHERE {g.key} = :id ORDER BY user_id"), {"id": group_id}
+    )
+    return [{"user_id": r.user_id, "role": r.role} for r in rows]

@@ -1,8 +1,8 @@
 """End-to-end fixtures: the whole system started as `make run` starts it, on free ports."""
+
 from __future__ import annotations
 
 import dataclasses
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,15 +12,10 @@ import pytest
 import requests
 import socketio
 
-from deploy.local import DEFINITIONS, Stack, setup
+from deploy.local import DEFINITIONS, Stack, delete_topology, setup
 from shared.config import Settings
 from shared.db import drop_database
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support.waiting import free_port
 
 
 @dataclass
@@ -43,8 +38,9 @@ class System:
 
     def connect(self, user_id: str, *, index: int = 0, **kwargs: Any) -> socketio.Client:
         client = socketio.Client(reconnection=False, **kwargs)
-        client.connect(self.realtime_urls[index], auth={"token": self.token(user_id)}, transports=["websocket"],
-                       wait_timeout=10)
+        client.connect(
+            self.realtime_urls[index], auth={"token": self.token(user_id)}, transports=["websocket"], wait_timeout=10
+        )
         return client
 
 
@@ -70,5 +66,6 @@ def system(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) ->
         yield System(settings, stack, f"{base}/api/v1", [f"http://127.0.0.1:{realtime_port}"], log_dir)
     finally:
         stack.stop()
+        delete_topology(settings)
         for name in DEFINITIONS:
             drop_database(settings.database_url(name))

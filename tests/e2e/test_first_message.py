@@ -1,4 +1,5 @@
 """The thin slice end to end: HTTP in, RabbitMQ and PostgreSQL in the middle, Socket.IO out."""
+
 from __future__ import annotations
 
 import queue
@@ -18,7 +19,11 @@ def test_a_message_sent_over_http_reaches_the_recipients_socket_and_its_history(
         teacher_http = system.session(TEACHER)
         sent = teacher_http.post(
             f"{system.api}/conversations",
-            json={"recipients": [{"type": "user", "id": STUDENT}], "body": "Homework is on page 12", "client_id": "e2e-1"},
+            json={
+                "recipients": [{"type": "user", "id": STUDENT}],
+                "body": "Homework is on page 12",
+                "client_id": "e2e-1",
+            },
             timeout=10,
         )
         assert sent.status_code == 201, sent.text
@@ -53,8 +58,9 @@ def test_a_reply_reaches_the_teacher_and_the_sender_too(system: System) -> None:
     try:
         student_http = system.session(STUDENT)
         conversation_id = student_http.get(f"{system.api}/conversations", timeout=10).json()["items"][0]["id"]
-        reply = student_http.post(f"{system.api}/conversations/{conversation_id}/messages",
-                                  json={"body": "Thank you!"}, timeout=10)
+        reply = student_http.post(
+            f"{system.api}/conversations/{conversation_id}/messages", json={"body": "Thank you!"}, timeout=10
+        )
         assert reply.status_code == 201, reply.text
         assert teacher_inbox.get(timeout=10)["message"]["body"] == "Thank you!"
         assert student_inbox.get(timeout=10)["message"]["body"] == "Thank you!"

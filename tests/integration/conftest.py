@@ -1,4 +1,5 @@
 """Integration fixtures: each service's real database, migrated once, emptied before each test."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -21,9 +22,13 @@ def migrated(base_settings: Settings) -> Settings:
 
 def _truncate(url: str) -> None:
     with transaction(url) as session:
-        tables = session.execute(
-            text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
-        ).scalars().all()
+        tables = (
+            session.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
+            )
+            .scalars()
+            .all()
+        )
         if tables:
             session.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
 

@@ -1,4 +1,5 @@
 """A TCP proxy a test can cut and restore, to make a real broker unreachable for one client."""
+
 from __future__ import annotations
 
 import socket

@@ -3,6 +3,7 @@
 The generator lives in `.generate` and is not imported here, so that
 `python -m services.directory.roster.generate` runs it without a double import.
 """
+
 from .errors import MAX_ISSUES, RosterError, RosterIssue
 from .model import (
     DEFAULT_TITLES,

@@ -1,4 +1,5 @@
 """Why a roster bundle was refused: every problem found, with the place to fix it."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

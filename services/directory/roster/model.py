@@ -3,6 +3,7 @@
 Only the fields the platform uses are kept. Ids are OneRoster `sourcedId`s: stable
 across exports, so re-importing the same bundle updates rows instead of duplicating them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -4,6 +4,7 @@ Pure: reads files, writes nothing, talks to nobody. Everything wrong with the bu
 collected (up to MAX_ISSUES) and raised as one RosterError, so a school fixes its export
 in one round trip instead of one error at a time.
 """
+
 from __future__ import annotations
 
 import csv
@@ -547,7 +548,7 @@ class _Parser:
                 walk.append(node)
                 node = parents[node]
             if node is not None and state.get(node) == 1:
-                cycle = walk[walk.index(node):]
+                cycle = walk[walk.index(node) :]
                 first = min(cycle, key=lambda org_id: lines[org_id])
                 turn = cycle.index(first)
                 ordered = cycle[turn:] + cycle[:turn] + [first]

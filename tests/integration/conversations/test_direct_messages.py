@@ -1,4 +1,5 @@
 """The conversations slice against real PostgreSQL and RabbitMQ: 1:1 conversations and messages."""
+
 from __future__ import annotations
 
 import threading
@@ -29,7 +30,9 @@ def rpc(db: Settings, demo_roster: Path) -> Iterator[dict[str, Method]]:
 
 
 def _start(rpc: dict[str, Method], sender: str, to: str, body: str = "Hello", **extra: Any) -> dict[str, Any]:
-    return rpc["conversations.create"](Caller(sender), {"recipients": [{"type": "user", "id": to}], "body": body, **extra})
+    return rpc["conversations.create"](
+        Caller(sender), {"recipients": [{"type": "user", "id": to}], "body": body, **extra}
+    )
 
 
 def _outbox(settings: Settings, type_: str) -> list[Any]:
@@ -72,11 +75,15 @@ def test_a_recipient_sees_the_conversation_named_after_the_sender_with_an_unread
 def test_history_pages_newest_first_and_the_cursor_reaches_the_oldest(rpc: dict[str, Method]) -> None:
     conversation_id = _start(rpc, TEACHER, STUDENT, "m0")["conversation"]["id"]
     for i in range(1, 25):
-        rpc["messages.send"](Caller(STUDENT if i % 2 else TEACHER), {"conversation_id": conversation_id, "body": f"m{i}"})
+        rpc["messages.send"](
+            Caller(STUDENT if i % 2 else TEACHER), {"conversation_id": conversation_id, "body": f"m{i}"}
+        )
     seen: list[str] = []
     cursor = None
     while True:
-        page = rpc["messages.list"](Caller(STUDENT), {"conversation_id": conversation_id, "cursor": cursor, "limit": 10})
+        page = rpc["messages.list"](
+            Caller(STUDENT), {"conversation_id": conversation_id, "cursor": cursor, "limit": 10}
+        )
         seen += [m["body"] for m in page["items"]]
         cursor = page["next_cursor"]
         if cursor is None:
@@ -103,7 +110,9 @@ def test_a_retried_send_with_the_same_client_id_stores_one_message(db: Settings,
     conversation_id = _start(rpc, TEACHER, STUDENT)["conversation"]["id"]
     params = {"conversation_id": conversation_id, "body": "once", "client_id": "c-1"}
     results: list[dict[str, Any]] = []
-    threads = [threading.Thread(target=lambda: results.append(rpc["messages.send"](Caller(STUDENT), params))) for _ in range(5)]
+    threads = [
+        threading.Thread(target=lambda: results.append(rpc["messages.send"](Caller(STUDENT), params))) for _ in range(5)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -129,7 +138,10 @@ def test_a_client_id_reused_for_a_different_body_is_refused_and_changes_nothing(
     [
         ({"recipients": []}, "validation_failed"),
         ({"recipients": [{"type": "user", "id": "nobody"}], "body": "hi"}, "not_found"),
-        ({"recipients": [{"type": "user", "id": STUDENT}, {"type": "user", "id": STUDENT}], "body": "hi"}, "validation_failed"),
+        (
+            {"recipients": [{"type": "user", "id": STUDENT}, {"type": "user", "id": STUDENT}], "body": "hi"},
+            "validation_failed",
+        ),
         ({"recipients": [{"type": "user", "id": STUDENT}], "body": ""}, "validation_failed"),
         ({"recipients": [{"type": "user", "id": STUDENT}], "body": "x" * 10_001}, "validation_failed"),
         ({"recipients": [{"type": "robot", "id": STUDENT}], "body": "hi"}, "validation_failed"),

@@ -1,4 +1,5 @@
 """Importing OneRoster bundles into the real directory database."""
+
 from __future__ import annotations
 
 import shutil
@@ -29,7 +30,9 @@ def test_the_demo_roster_imports_with_its_users_classes_and_events(db: Settings,
     upserted = _count(db, "SELECT count(*) FROM outbox WHERE type = 'directory.user.upserted'")
     enrolled = _count(db, "SELECT count(*) FROM outbox WHERE type = 'directory.enrolment.added'")
     assert upserted == users
-    assert enrolled == _count(db, "SELECT count(*) FROM enrollments") + _count(db, "SELECT count(*) FROM project_members")
+    assert enrolled == _count(db, "SELECT count(*) FROM enrollments") + _count(
+        db, "SELECT count(*) FROM project_members"
+    )
 
 
 def test_reimporting_the_same_bundle_changes_nothing_and_publishes_nothing(db: Settings, demo_roster: Path) -> None:
@@ -98,3 +101,20 @@ def test_search_refuses_an_empty_query(db: Settings, demo_roster: Path) -> None:
     with pytest.raises(AppError) as info:
         methods(db)["directory.search"](Caller("user-t-001"), {"q": "  "})
     assert info.value.code == "validation_failed"
+
+
+def test_members_of_a_course_and_a_project_are_listed_with_their_roles(db: Settings, demo_roster: Path) -> None:
+    import_roster(db.database_url("directory"), demo_roster)
+    rpc = methods(db)
+    course = rpc["groups.members"](None, {"kind": "course", "id": "class-001"})["members"]
+    assert {"user_id": "user-t-001", "role": "teacher"} in course
+    assert {"user_id": "user-s-0001", "role": "student"} in course
+    project = rpc["groups.members"](None, {"kind": "project", "id": "proj-01"})["members"]
+    assert "user-s-0001" in {m["user_id"] for m in project}
+    for params, code in [
+        ({"kind": "course", "id": "nope"}, "not_found"),
+        ({"kind": "club", "id": "x"}, "validation_failed"),
+    ]:
+        with pytest.raises(AppError) as info:
+            rpc["groups.members"](None, params)
+        assert info.value.code == code

@@ -1,4 +1,5 @@
 """A real `python -m realtime` subprocess per test, and Socket.IO clients that record what they get."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator

@@ -1,14 +1,13 @@
 """Helpers for the realtime tests: the process as a subprocess, recording clients, publishing."""
+
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,23 +19,9 @@ import socketio
 from shared.bus import ConfirmingPublisher
 from shared.config import Settings
 from shared.events import Envelope
+from tests.support.waiting import free_port, wait_for  # noqa: F401  (re-exported for the realtime tests)
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -120,17 +105,19 @@ class Listener:
         return any(isinstance(d, dict) and d.get("event_id") == event_id for _, d in self.received)
 
 
-def open_listener(
-    url: str, settings: Settings, *, auth: Any = None, headers: dict[str, str] | None = None
-) -> Listener:
+def open_listener(url: str, settings: Settings, *, auth: Any = None, headers: dict[str, str] | None = None) -> Listener:
     """Connect over websocket; raises socketio.exceptions.ConnectionError when refused."""
     client = socketio.Client(reconnection=False)
     listener = Listener(client)
     client.on("*", lambda event, data=None: listener.received.append((event, data)))
     client.on("connect_error", lambda data=None: listener.received.append(("connect_error", data)))
     client.connect(
-        url, auth=auth, headers=headers or {}, transports=["websocket"],
-        socketio_path=settings.socketio_path, wait_timeout=5,
+        url,
+        auth=auth,
+        headers=headers or {},
+        transports=["websocket"],
+        socketio_path=settings.socketio_path,
+        wait_timeout=5,
     )
     return listener
 

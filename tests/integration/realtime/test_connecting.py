@@ -1,4 +1,5 @@
 """Connecting to the realtime server: the same bearer token as the HTTP API, or no connection."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -50,8 +51,11 @@ def test_a_connection_without_a_valid_token_is_refused_as_unauthenticated(
     client.on("connect_error", lambda data=None: errors.append(data))
     with pytest.raises(socketio.exceptions.ConnectionError):
         client.connect(
-            realtime_process.url, auth=_refused_auth(settings)[case], transports=["websocket"],
-            socketio_path=settings.socketio_path, wait_timeout=5,
+            realtime_process.url,
+            auth=_refused_auth(settings)[case],
+            transports=["websocket"],
+            socketio_path=settings.socketio_path,
+            wait_timeout=5,
         )
     assert not client.connected
     assert errors and errors[0]["data"]["code"] == "unauthenticated"
@@ -66,8 +70,11 @@ def test_an_expired_token_is_told_that_the_session_expired(
     client.on("connect_error", lambda data=None: errors.append(data))
     with pytest.raises(socketio.exceptions.ConnectionError):
         client.connect(
-            realtime_process.url, auth={"token": issue_token(settings, "user-a", ttl_seconds=-60)},
-            transports=["websocket"], socketio_path=settings.socketio_path, wait_timeout=5,
+            realtime_process.url,
+            auth={"token": issue_token(settings, "user-a", ttl_seconds=-60)},
+            transports=["websocket"],
+            socketio_path=settings.socketio_path,
+            wait_timeout=5,
         )
     assert "expired" in errors[0]["message"]
 

@@ -3,6 +3,7 @@
 "Gets nothing" is checked against a barrier: a later event to the same client, which
 arrives after anything published before it (one queue, one socket, in order).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -81,9 +82,7 @@ def test_an_event_with_no_audience_reaches_no_one(settings: Settings, connect: C
     assert _ids(alice) == [marker]
 
 
-def test_an_event_type_clients_never_see_is_not_emitted(
-    settings: Settings, connect: Callable[[str], Listener]
-) -> None:
+def test_an_event_type_clients_never_see_is_not_emitted(settings: Settings, connect: Callable[[str], Listener]) -> None:
     alice = connect("user-a")
     publish(settings, make_event("directory.user.removed", {"user_id": "x"}, producer="test", audience=["user-a"]))
     marker = _barrier(settings, alice, "user-a")

@@ -1,4 +1,5 @@
 """Whatever clients send and whatever the broker does, the process stays up and serving."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """The async mode is one setting: the same server code runs on plain threads, no eventlet."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """The event bus against a real RabbitMQ: confirms, redelivery, dead-lettering."""
+
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ from kombu import Connection
 from shared.bus import ConfirmingPublisher, ConsumerSpec, start_consumer
 from shared.config import Settings
 from shared.events import Envelope, make_event
+from tests.support.waiting import wait_for
 
 
 def _event(text: str = "hello") -> Envelope:
@@ -27,15 +29,6 @@ def _publish(settings: Settings, *events: Envelope) -> None:
         publisher.close()
 
 
-def _wait(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
-
-
 def _queue_depth(settings: Settings, name: str) -> int:
     with Connection(settings.amqp_url) as conn:
         return conn.default_channel.queue_declare(name, passive=True).message_count
@@ -47,7 +40,7 @@ def test_a_confirmed_event_reaches_every_bound_consumer_once(settings: Settings)
     try:
         events = [_event(f"u{i}") for i in range(50)]
         _publish(settings, *events)
-        assert _wait(lambda: len(received) == 50)
+        assert wait_for(lambda: len(received) == 50)
         time.sleep(0.3)
         assert [e.id for e in received] == [e.id for e in events]
     finally:
@@ -92,7 +85,7 @@ def test_an_event_is_redelivered_when_its_consumer_dies_before_acking(settings: 
     assert marker.read_text() == event.id
     consumer, _ = start_consumer(settings, ConsumerSpec("t-redeliver", ("directory.#",), received.append))
     try:
-        assert _wait(lambda: len(received) == 1)
+        assert wait_for(lambda: len(received) == 1)
         assert received[0].id == event.id
     finally:
         consumer.stop()
@@ -110,7 +103,7 @@ def test_a_poison_message_is_retried_a_few_times_then_dead_lettered(settings: Se
         event = _event("poison")
         _publish(settings, event)
         dead = f"{settings.consumer_queue('t-poison')}.dead"
-        assert _wait(lambda: _queue_depth(settings, dead) == 1)
+        assert wait_for(lambda: _queue_depth(settings, dead) == 1)
         time.sleep(0.5)
         assert calls == [event.id] * 3
         assert _queue_depth(settings, settings.consumer_queue("t-poison")) == 0
@@ -124,12 +117,21 @@ def test_an_unparseable_message_goes_straight_to_the_dead_letter_queue(settings:
     try:
         with Connection(settings.amqp_url) as conn:
             producer = conn.Producer()
-            producer.publish(b"{not json", exchange=settings.exchange, routing_key="directory.user.removed",
-                             content_type="application/json", content_encoding="utf-8")
-            producer.publish(json.dumps({"type": "x"}), exchange=settings.exchange,
-                             routing_key="directory.user.removed", content_type="application/json")
+            producer.publish(
+                b"{not json",
+                exchange=settings.exchange,
+                routing_key="directory.user.removed",
+                content_type="application/json",
+                content_encoding="utf-8",
+            )
+            producer.publish(
+                json.dumps({"type": "x"}),
+                exchange=settings.exchange,
+                routing_key="directory.user.removed",
+                content_type="application/json",
+            )
         dead = f"{settings.consumer_queue('t-garbage')}.dead"
-        assert _wait(lambda: _queue_depth(settings, dead) == 2)
+        assert wait_for(lambda: _queue_depth(settings, dead) == 2)
         assert calls == []
     finally:
         consumer.stop()
@@ -152,7 +154,7 @@ def test_the_handler_runs_on_one_message_at_a_time_per_consumer_thread(settings:
     consumer, _ = start_consumer(settings, ConsumerSpec("t-serial", ("directory.#",), slow))
     try:
         _publish(settings, *[_event(str(i)) for i in range(20)])
-        assert _wait(lambda: _queue_depth(settings, settings.consumer_queue("t-serial")) == 0)
+        assert wait_for(lambda: _queue_depth(settings, settings.consumer_queue("t-serial")) == 0)
         assert peak == 1
     finally:
         consumer.stop()

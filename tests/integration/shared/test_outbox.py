@@ -1,4 +1,5 @@
 """The transactional outbox and its relay against real PostgreSQL and RabbitMQ."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,6 +16,7 @@ from shared.db import drop_database, ensure_database, transaction
 from shared.events import Envelope
 from shared.outbox import add_event, claim_event, outbox_table, processed_events_table, start_relay
 from tests.support.tcpproxy import TcpProxy
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -29,15 +31,6 @@ def db_url(settings: Settings) -> Iterator[str]:
     engine.dispose()
     yield url
     drop_database(url)
-
-
-def _wait(predicate, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def _outbox_rows(url: str) -> int:
@@ -56,10 +49,10 @@ def test_an_event_leaves_only_if_its_transaction_commits(settings: Settings, db_
                 raise RuntimeError("the state change failed")
         with transaction(db_url) as session:
             kept = add_event(session, "outboxtest", "directory.user.removed", {"user_id": "kept"})
-        assert _wait(lambda: len(received) == 1)
+        assert wait_for(lambda: len(received) == 1)
         time.sleep(0.3)
         assert [e.id for e in received] == [kept.id]
-        assert _wait(lambda: _outbox_rows(db_url) == 0)
+        assert wait_for(lambda: _outbox_rows(db_url) == 0)
     finally:
         relay.stop()
         consumer.stop()
@@ -82,7 +75,7 @@ def test_events_wait_while_the_broker_is_unreachable_and_each_is_handled_once_wh
     try:
         with transaction(db_url) as session:
             add_event(session, "outboxtest", "directory.user.removed", {"user_id": "before"})
-        assert _wait(lambda: handled == ["before"])
+        assert wait_for(lambda: handled == ["before"])
 
         proxy.cut()
         for i in range(5):
@@ -93,8 +86,8 @@ def test_events_wait_while_the_broker_is_unreachable_and_each_is_handled_once_wh
         assert _outbox_rows(db_url) == 5
 
         proxy.restore()
-        assert _wait(lambda: len(handled) == 6, timeout=20)
-        assert _wait(lambda: _outbox_rows(db_url) == 0)
+        assert wait_for(lambda: len(handled) == 6, timeout=20)
+        assert wait_for(lambda: _outbox_rows(db_url) == 0)
         time.sleep(0.5)
         assert handled == ["before"] + [f"during-{i}" for i in range(5)]
     finally:
@@ -119,7 +112,7 @@ def test_only_one_relay_per_service_publishes_so_order_is_kept(settings: Setting
         for i in range(200):
             with transaction(db_url) as session:
                 add_event(session, "outboxtest", "directory.user.removed", {"user_id": str(i)})
-        assert _wait(lambda: len(received) == 200)
+        assert wait_for(lambda: len(received) == 200)
         assert [int(e.data["user_id"]) for e in received] == list(range(200))
     finally:
         for relay in relays:

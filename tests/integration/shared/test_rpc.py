@@ -1,4 +1,5 @@
 """RPC over a real RabbitMQ: results, structured errors, deadlines, late replies, a service that is down."""
+
 from __future__ import annotations
 
 import threading

@@ -1,4 +1,5 @@
 """Conversation rules as plain functions."""
+
 from __future__ import annotations
 
 import pytest
@@ -48,8 +49,15 @@ def test_the_pair_key_is_the_same_whoever_starts() -> None:
 
 def test_recipients_are_typed_and_unique() -> None:
     assert domain.parse_recipients([{"type": "user", "id": "u1"}]) == [domain.Recipient("user", "u1")]
-    for bad in [[], None, "u1", [{"type": "user"}], [{"type": "robot", "id": "x"}],
-                [{"type": "user", "id": "u1"}, {"type": "user", "id": "u1"}], [{"type": "user", "id": "u", "x": 1}]]:
+    for bad in [
+        [],
+        None,
+        "u1",
+        [{"type": "user"}],
+        [{"type": "robot", "id": "x"}],
+        [{"type": "user", "id": "u1"}, {"type": "user", "id": "u1"}],
+        [{"type": "user", "id": "u", "x": 1}],
+    ]:
         with pytest.raises(AppError) as info:
             domain.parse_recipients(bad)
         assert info.value.code == "validation_failed"

@@ -1,4 +1,5 @@
 """OneRoster 1.1 bundle parsing and the demo roster (services/directory/roster)."""
+
 from __future__ import annotations
 
 import io
@@ -36,7 +37,7 @@ FILES = {
         "middleName,identifier,email,sms,phone,agentSourcedIds,grades,password\n"
         "u-t,,,true,org-s,teacher,ada.l,,Ada,Lovelace,,,ada@lakeside.example,,,,,\n"
         "u-s,,,true,org-s,student,alan.t,,Alan,Turing,,,alan@lakeside.example,,,,09,\n"
-        "u-a,,,false,\"org-d,org-s\",administrator,grace.h,,Grace,Hopper,,,,,,,,\n"
+        'u-a,,,false,"org-d,org-s",administrator,grace.h,,Grace,Hopper,,,,,,,,\n'
     ),
     "courses.csv": (
         "sourcedId,status,dateLastModified,schoolYearSourcedId,title,courseCode,grades,orgSourcedId,"
@@ -235,8 +236,14 @@ def test_extra_columns_are_ignored_and_metadata_title_sets_the_title(tmp_path: P
 
 def test_every_oneroster_role_maps_to_a_platform_role() -> None:
     expected = {
-        "student": "student", "teacher": "teacher", "administrator": "admin", "aide": "staff", "proctor": "staff",
-        "guardian": "guardian", "parent": "guardian", "relative": "guardian",
+        "student": "student",
+        "teacher": "teacher",
+        "administrator": "admin",
+        "aide": "staff",
+        "proctor": "staff",
+        "guardian": "guardian",
+        "parent": "guardian",
+        "relative": "guardian",
     }
     assert {role: platform_role(role) for role in expected} == expected
 
@@ -264,56 +271,90 @@ def test_projects_and_their_members_are_read_when_the_manifest_lists_them(tmp_pa
 MALFORMED: dict[str, tuple[dict[str, str | None], dict[str, str], tuple[str, int, str | None], str]] = {
     "a missing required file": ({"users.csv": None}, {}, ("users.csv", 0, None), "missing"),
     "a missing required column": (
-        {"courses.csv": "sourcedId,title\nc-math,Mathematics\n"}, {}, ("courses.csv", 1, "orgSourcedId"), "column",
+        {"courses.csv": "sourcedId,title\nc-math,Mathematics\n"},
+        {},
+        ("courses.csv", 1, "orgSourcedId"),
+        "column",
     ),
     "an empty sourcedId": (with_row("orgs.csv", ",,,Annex,school,,org-d"), {}, ("orgs.csv", 4, "sourcedId"), "empty"),
     "an unknown user role": (
-        with_row("users.csv", "u-x,,,true,org-s,pupil,x,,X,Y,,,,,,,,"), {}, ("users.csv", 5, "role"), "'pupil'",
+        with_row("users.csv", "u-x,,,true,org-s,pupil,x,,X,Y,,,,,,,,"),
+        {},
+        ("users.csv", 5, "role"),
+        "'pupil'",
     ),
     "an unknown enrollment role": (
-        with_row("enrollments.csv", "e-3,,,k-7b,org-s,u-a,janitor,,,"), {}, ("enrollments.csv", 4, "role"), "janitor",
+        with_row("enrollments.csv", "e-3,,,k-7b,org-s,u-a,janitor,,,"),
+        {},
+        ("enrollments.csv", 4, "role"),
+        "janitor",
     ),
     "an unknown org type": (with_row("orgs.csv", "org-x,,,Annex,campus,,org-d"), {}, ("orgs.csv", 4, "type"), "campus"),
     "a duplicate sourcedId": (
-        with_row("classes.csv", "k-7b,,,Math 7B again,07,c-math,,,,org-s,,,,"), {}, ("classes.csv", 3, "sourcedId"),
+        with_row("classes.csv", "k-7b,,,Math 7B again,07,c-math,,,,org-s,,,,"),
+        {},
+        ("classes.csv", 3, "sourcedId"),
         "first on line 2",
     ),
     "a bad enabledUser": (
-        with_row("users.csv", "u-x,,,yes,org-s,student,x,,X,Y,,,,,,,,"), {}, ("users.csv", 5, "enabledUser"), "'yes'",
+        with_row("users.csv", "u-x,,,yes,org-s,student,x,,X,Y,,,,,,,,"),
+        {},
+        ("users.csv", 5, "enabledUser"),
+        "'yes'",
     ),
     "an empty orgSourcedIds": (
-        with_row("users.csv", "u-x,,,true,,student,x,,X,Y,,,,,,,,"), {}, ("users.csv", 5, "orgSourcedIds"), "empty",
+        with_row("users.csv", "u-x,,,true,,student,x,,X,Y,,,,,,,,"),
+        {},
+        ("users.csv", 5, "orgSourcedIds"),
+        "empty",
     ),
     "a user in an unknown org": (
-        with_row("users.csv", "u-x,,,true,\"org-s,org-nowhere\",student,x,,X,Y,,,,,,,,"), {},
-        ("users.csv", 5, "orgSourcedIds"), "org-nowhere",
+        with_row("users.csv", 'u-x,,,true,"org-s,org-nowhere",student,x,,X,Y,,,,,,,,'),
+        {},
+        ("users.csv", 5, "orgSourcedIds"),
+        "org-nowhere",
     ),
     "a class of an unknown course": (
-        with_row("classes.csv", "k-8a,,,Science 8A,08,c-sci,,,,org-s,,,,"), {},
-        ("classes.csv", 3, "courseSourcedId"), "c-sci",
+        with_row("classes.csv", "k-8a,,,Science 8A,08,c-sci,,,,org-s,,,,"),
+        {},
+        ("classes.csv", 3, "courseSourcedId"),
+        "c-sci",
     ),
     "a class in an unknown school": (
-        with_row("classes.csv", "k-8a,,,Math 8A,08,c-math,,,,org-q,,,,"), {},
-        ("classes.csv", 3, "schoolSourcedId"), "org-q",
+        with_row("classes.csv", "k-8a,,,Math 8A,08,c-math,,,,org-q,,,,"),
+        {},
+        ("classes.csv", 3, "schoolSourcedId"),
+        "org-q",
     ),
     "an enrollment in an unknown class": (
-        with_row("enrollments.csv", "e-3,,,k-9z,org-s,u-s,student,,,"), {},
-        ("enrollments.csv", 4, "classSourcedId"), "k-9z",
+        with_row("enrollments.csv", "e-3,,,k-9z,org-s,u-s,student,,,"),
+        {},
+        ("enrollments.csv", 4, "classSourcedId"),
+        "k-9z",
     ),
     "an enrollment of an unknown user": (
-        with_row("enrollments.csv", "e-3,,,k-7b,org-s,u-ghost,student,,,"), {},
-        ("enrollments.csv", 4, "userSourcedId"), "u-ghost",
+        with_row("enrollments.csv", "e-3,,,k-7b,org-s,u-ghost,student,,,"),
+        {},
+        ("enrollments.csv", 4, "userSourcedId"),
+        "u-ghost",
     ),
     "an org with an unknown parent": (
-        with_row("orgs.csv", "org-x,,,Annex,school,,org-elsewhere"), {},
-        ("orgs.csv", 4, "parentSourcedId"), "org-elsewhere",
+        with_row("orgs.csv", "org-x,,,Annex,school,,org-elsewhere"),
+        {},
+        ("orgs.csv", 4, "parentSourcedId"),
+        "org-elsewhere",
     ),
     "an org hierarchy cycle": (
-        with_row("orgs.csv", "org-a,,,A,department,,org-b\norg-b,,,B,department,,org-a"), {},
-        ("orgs.csv", 4, "parentSourcedId"), "org-a -> org-b -> org-a",
+        with_row("orgs.csv", "org-a,,,A,department,,org-b\norg-b,,,B,department,,org-a"),
+        {},
+        ("orgs.csv", 4, "parentSourcedId"),
+        "org-a -> org-b -> org-a",
     ),
     "an org that is its own parent": (
-        with_row("orgs.csv", "org-a,,,A,department,,org-a"), {}, ("orgs.csv", 4, "parentSourcedId"), "cycle",
+        with_row("orgs.csv", "org-a,,,A,department,,org-a"),
+        {},
+        ("orgs.csv", 4, "parentSourcedId"),
+        "cycle",
     ),
     "a project member who is not a user": (
         {
@@ -321,7 +362,8 @@ MALFORMED: dict[str, tuple[dict[str, str | None], dict[str, str], tuple[str, int
             "projectMembers.csv": "projectSourcedId,userSourcedId,role\np-1,u-t,teacher\np-1,u-ghost,student\n",
         },
         {"file.projects": "bulk", "file.projectMembers": "bulk"},
-        ("projectMembers.csv", 3, "userSourcedId"), "u-ghost",
+        ("projectMembers.csv", 3, "userSourcedId"),
+        "u-ghost",
     ),
     "a member of an unknown project": (
         {
@@ -329,18 +371,23 @@ MALFORMED: dict[str, tuple[dict[str, str | None], dict[str, str], tuple[str, int
             "projectMembers.csv": "projectSourcedId,userSourcedId,role\np-2,u-t,teacher\n",
         },
         {"file.projects": "bulk", "file.projectMembers": "bulk"},
-        ("projectMembers.csv", 2, "projectSourcedId"), "p-2",
+        ("projectMembers.csv", 2, "projectSourcedId"),
+        "p-2",
     ),
     "a wrong OneRoster version": ({}, {"oneroster.version": "1.2"}, ("manifest.csv", 3, "value"), "1.1"),
     "an unknown manifest file mode": ({}, {"file.users": "full"}, ("manifest.csv", 5, "value"), "'full'"),
     "a delta project file": ({}, {"file.projects": "delta"}, ("manifest.csv", 10, "value"), "bulk, absent"),
     "tobedeleted in a bulk file": (
-        with_row("orgs.csv", "org-x,tobedeleted,2024-01-01,Annex,school,,org-d"), {},
-        ("orgs.csv", 4, "status"), "delta",
+        with_row("orgs.csv", "org-x,tobedeleted,2024-01-01,Annex,school,,org-d"),
+        {},
+        ("orgs.csv", 4, "status"),
+        "delta",
     ),
     "a bad dateLastModified": (
-        with_row("orgs.csv", "org-x,active,yesterday,Annex,school,,org-d"), {},
-        ("orgs.csv", 4, "dateLastModified"), "yesterday",
+        with_row("orgs.csv", "org-x,active,yesterday,Annex,school,,org-d"),
+        {},
+        ("orgs.csv", 4, "dateLastModified"),
+        "yesterday",
     ),
 }
 

@@ -1,4 +1,5 @@
 """How an event envelope becomes a Socket.IO emit: event name, payload, rooms."""
+
 from __future__ import annotations
 
 from realtime.routing import client_bindings, client_event, client_payload, delivery_for, rooms, user_room

@@ -1,4 +1,5 @@
 """Settings, tokens, cursors and the event catalogue: pure rules, no services."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,8 +35,13 @@ def test_a_token_round_trips_and_a_tampered_or_expired_one_is_refused() -> None:
     settings = Settings()
     token = issue_token(settings, "user-1")
     assert verify_token(settings, token).user_id == "user-1"
-    for bad in [token[:-3] + "abc", issue_token(settings, "user-1", ttl_seconds=-1), "", None,
-                issue_token(dataclasses.replace(settings, jwt_secret="x" * 40), "user-1")]:
+    for bad in [
+        token[:-3] + "abc",
+        issue_token(settings, "user-1", ttl_seconds=-1),
+        "",
+        None,
+        issue_token(dataclasses.replace(settings, jwt_secret="x" * 40), "user-1"),
+    ]:
         with pytest.raises(AppError) as info:
             verify_token(settings, bad)
         assert info.value.code == "unauthenticated"
@@ -54,8 +60,12 @@ def test_a_cursor_is_bound_to_its_user_and_list() -> None:
     token = cursors.encode("u1", "messages:c1", [42])
     assert cursors.decode(token, "u1", "messages:c1") == [42]
     assert cursors.decode(None, "u1", "messages:c1") is None
-    for user, kind, value in [("u2", "messages:c1", token), ("u1", "messages:c2", token),
-                              ("u1", "messages:c1", token + "x"), ("u1", "messages:c1", 7)]:
+    for user, kind, value in [
+        ("u2", "messages:c1", token),
+        ("u1", "messages:c2", token),
+        ("u1", "messages:c1", token + "x"),
+        ("u1", "messages:c1", 7),
+    ]:
         with pytest.raises(AppError) as info:
             cursors.decode(value, user, kind)
         assert info.value.code == "invalid_cursor"
@@ -79,8 +89,11 @@ def test_an_event_must_be_catalogued_and_carry_its_fields() -> None:
 
 
 def test_a_malformed_envelope_is_refused() -> None:
-    for raw in [{}, {"id": "not-a-uuid", "type": "x", "data": {}}, {"id": "6f1d4f8e-6f0e-4d59-9a43-2d8a4d36b1a1",
-                                                                      "type": "x", "data": [], "audience": None},
-                {"id": "6f1d4f8e-6f0e-4d59-9a43-2d8a4d36b1a1", "type": "x", "data": {}, "audience": "everyone"}]:
+    for raw in [
+        {},
+        {"id": "not-a-uuid", "type": "x", "data": {}},
+        {"id": "6f1d4f8e-6f0e-4d59-9a43-2d8a4d36b1a1", "type": "x", "data": [], "audience": None},
+        {"id": "6f1d4f8e-6f0e-4d59-9a43-2d8a4d36b1a1", "type": "x", "data": {}, "audience": "everyone"},
+    ]:
         with pytest.raises(ValueError):
             Envelope.from_dict(raw)

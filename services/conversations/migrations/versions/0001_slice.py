@@ -2,6 +2,7 @@
 
 Revision ID: 0001
 """
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
@@ -63,7 +64,10 @@ def upgrade() -> None:
     )
     # A retried send with the same client_id finds the first message instead of making a second.
     op.create_index(
-        "messages_sender_client_id", "messages", ["sender_id", "client_id"], unique=True,
+        "messages_sender_client_id",
+        "messages",
+        ["sender_id", "client_id"],
+        unique=True,
         postgresql_where=sa.text("client_id IS NOT NULL"),
     )
 

@@ -2,6 +2,7 @@
 
 Revision ID: 0001
 """
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -84,6 +85,15 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("project_members", "projects", "enrollments", "classes", "courses", "users", "orgs",
-                  "processed_events", "outbox"):
+    for table in (
+        "project_members",
+        "projects",
+        "enrollments",
+        "classes",
+        "courses",
+        "users",
+        "orgs",
+        "processed_events",
+        "outbox",
+    ):
         op.drop_table(table)
