@@ -1,0 +1,26 @@
+"""People, organisations and who may talk to whom."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, g, request
+
+from gateway.web import call
+from shared.errors import AppError
+
+bp = Blueprint("directory", __name__, url_prefix="/api/v1")
+
+
+@bp.get("/me")
+def me() -> Any:
+    users = call("directory", "users.get", {"ids": [g.user_id]})["users"]
+    if not users:
+        raise AppError("unauthenticated", "Your account is not in the roster.")
+    unread = call("conversations", "unread.total")["unread_total"]
+    return {**users[0], "unread_total": unread}
+
+
+@bp.get("/directory/search")
+def directory_search() -> Any:
+    return call("directory", "directory.search", {"q": request.args.get("q", "")})

@@ -1,0 +1,68 @@
+"""Open routes: health, readiness, metrics, the OpenAPI document, client config, development sign-in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway import openapi, schemas
+from gateway.web import parse_body, public, rpc, settings
+from shared.auth import issue_token
+from shared.errors import AppError
+
+bp = Blueprint("system", __name__)
+READY_SERVICES = ("directory", "conversations")
+
+
+@bp.get("/healthz")
+@public
+def healthz() -> Any:
+    return {"status": "ok"}
+
+
+@bp.get("/readyz")
+@public
+def readyz() -> Any:
+    checks: dict[str, str] = {}
+    for service in READY_SERVICES:
+        try:
+            rpc().call(service, "health.check", timeout=2.0)
+            checks[service] = "ok"
+        except AppError as exc:
+            checks[service] = exc.code
+    ready = all(v == "ok" for v in checks.values())
+    return {"status": "ready" if ready else "unavailable", "checks": checks}, 200 if ready else 503
+
+
+@bp.get("/metrics")
+@public
+def metrics() -> Response:
+    return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+
+
+@bp.get("/api/v1/openapi.json")
+@public
+def openapi_document() -> Any:
+    return openapi.document()
+
+
+@bp.get("/api/v1/config")
+@public
+def config() -> Any:
+    s = settings()
+    realtime = s.realtime_public_url or f"{request.scheme}://{request.host.split(':')[0]}:{s.realtime_port}"
+    return {"realtime_url": realtime, "socketio_path": f"/{s.socketio_path.strip('/')}"}
+
+
+@bp.post("/api/v1/auth/dev-token")
+@public
+def dev_token() -> Any:
+    if not settings().dev_login:
+        raise AppError("not_found", "Nothing here.")
+    body = parse_body(schemas.DevToken)
+    users = rpc().call("directory", "users.get", {"ids": [body.user_id]})["users"]
+    if not users:
+        raise AppError("not_found", "No such user.")
+    return {"token": issue_token(settings(), body.user_id), "user": users[0]}
