@@ -29,7 +29,53 @@ class NewConversation(Body):
     name: str | None = Field(default=None, max_length=200)
 
 
+class Recipients(Body):
+    recipients: list[RecipientIn] = Field(min_length=1, max_length=1000)
+
+
+class Rename(Body):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class UserIds(Body):
+    user_ids: list[str] = Field(min_length=1, max_length=300)
+
+
+class EditMessage(Body):
+    body: str
+
+
+class Forward(Body):
+    conversation_id: str | None = Field(default=None, min_length=1, max_length=100)
+    recipients: list[RecipientIn] | None = Field(default=None, min_length=1, max_length=1000)
+    mode: Literal["group", "individual"] | None = None
+    name: str | None = Field(default=None, max_length=200)
+
+
+class ReadMark(Body):
+    message_id: str | None = Field(default=None, min_length=1, max_length=100)
+
+
 class NewMessage(Body):
     body: str = ""
     attachment_ids: list[str] = Field(default_factory=list, max_length=20)
     client_id: str | None = Field(default=None, min_length=1, max_length=100)
+
+
+class MessagingBlockIn(Body):
+    """Exactly one target; the directory refuses none or several."""
+
+    user_id: str | None = Field(default=None, min_length=1, max_length=200)
+    org_id: str | None = Field(default=None, min_length=1, max_length=200)
+    course_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class CommunicationRuleIn(Body):
+    """`student_policy` null removes the organisation's own rule: it inherits again."""
+
+    student_policy: Literal["anyone", "courses", "teachers"] | None
+
+
+class PrivilegeIn(Body):
+    user_id: str = Field(min_length=1, max_length=200)
+    privilege: str = Field(min_length=1, max_length=100)

@@ -22,6 +22,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "validation_failed": 422,
     "too_many_recipients": 422,
     "messaging_disabled": 422,
+    "recipients_unavailable": 422,
     "unsupported_file_type": 422,
     "rate_limited": 429,
     "internal": 500,

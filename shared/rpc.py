@@ -130,11 +130,13 @@ class RpcServer:
                 raise TimeoutError(f"rpc server {worker.service} did not start")
         return self
 
-    def stop(self) -> None:
+    def stop(self, *, wait: bool = True) -> None:
+        """Stop taking requests; with `wait`, until every worker has finished the one in hand."""
         for worker in self.workers:
             worker.should_stop = True
-        for thread in self.threads:
-            thread.join(timeout=5)
+        if wait:
+            for thread in self.threads:
+                thread.join(timeout=5)
 
 
 class _ReplyChannel:

@@ -1,37 +1,41 @@
-"""What the conversations service does, named by contract:
-`access_*` returns what the caller may see or raises `not_found`; `check_*` validates;
-`do_*` changes state and records its events in the same transaction.
+"""What the conversations service does with messages, read state and lists.
+
+Named by contract: `access_*` returns what the caller may see or raises `not_found`;
+`check_*` validates; `do_*` changes state and records its events in the same transaction.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, text
 
 from services.conversations import domain
+from services.conversations.views import CONVERSATION_SELECT, MESSAGE_SELECT, conversation_view, message_view
 from shared.cursor import Cursors
 from shared.errors import AppError, not_found, validation
-from shared.outbox import add_event
+from shared.outbox import add_event, add_events
 
 SERVICE = "conversations"
 PAGE_DEFAULT = 30
 PAGE_MAX = 100
 
-
-def _iso(value: datetime | None) -> str | None:
-    """UTC with microseconds, always the same width, as the database's own previews write it."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value is not None else None
+# Kept importable from here: search and the handlers use them.
+__all__ = ["CONVERSATION_SELECT", "MESSAGE_SELECT", "conversation_view", "message_view"]
 
 
-def _uuid(value: Any, what: str = "conversation") -> uuid.UUID:
+def as_uuid(value: Any, what: str = "conversation") -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
     except (ValueError, TypeError):
         raise not_found(what) from None
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def check_limit(raw: Any) -> int:
@@ -69,7 +73,7 @@ def upsert_people(session: Connection, users: list[dict[str, Any]]) -> None:
                 "role": u["role"],
                 "title": u.get("title") or "",
                 "avatar_url": u.get("avatar_url"),
-                "enabled": bool(u.get("enabled", True)),
+                "enabled": bool(u.get("messaging_enabled", u.get("enabled", True))),
             }
             for u in users
         ],
@@ -79,68 +83,9 @@ def upsert_people(session: Connection, users: list[dict[str, Any]]) -> None:
 def update_known_person(session: Connection, user: dict[str, Any]) -> None:
     """Apply a directory change to someone this service already shows; strangers are fetched when needed."""
     session.execute(
-        text(
-            "UPDATE people SET name = :name, role = :role, title = :title, enabled = :enabled WHERE user_id = :user_id"
-        ),
-        {k: user.get(k) for k in ("user_id", "name", "role", "title", "enabled")},
+        text("UPDATE people SET name = :name, role = :role, title = :title WHERE user_id = :user_id"),
+        {k: user.get(k) for k in ("user_id", "name", "role", "title")},
     )
-
-
-# Views --------------------------------------------------------------------------------------
-
-
-def message_view(row: Any) -> dict[str, Any]:
-    """A message as API.md shows it; `row` joins the message with its sender's person row."""
-    return {
-        "id": str(row.id),
-        "conversation_id": str(row.conversation_id),
-        "seq": row.seq,
-        "sender": {"id": row.sender_id, "name": row.sender_name, "avatar_url": row.sender_avatar},
-        "body": row.body if row.deleted is None else "",
-        "links": row.links if row.deleted is None else [],
-        "attachments": [],
-        "created_at": _iso(row.created_at),
-        "edited_at": _iso(row.edited_at),
-        "deleted": row.deleted,
-        "client_id": row.client_id,
-    }
-
-
-_MESSAGE_SELECT = """
-    SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.body, m.links, m.client_id, m.request_hash,
-           m.created_at, m.edited_at, m.deleted,
-           coalesce(p.name, 'Unknown user') AS sender_name, p.avatar_url AS sender_avatar
-    FROM messages m LEFT JOIN people p ON p.user_id = m.sender_id
-"""
-
-_CONVERSATION_SELECT = """
-    SELECT c.id, c.type, c.name, c.status, c.created_at, c.last_seq, c.last_activity_at, c.last_message,
-           me.last_read_seq,
-           (SELECT count(*) FROM participants a WHERE a.conversation_id = c.id) AS participant_count,
-           ARRAY(SELECT coalesce(pp.name, 'Unknown user') FROM participants o
-                 LEFT JOIN people pp ON pp.user_id = o.user_id
-                 WHERE o.conversation_id = c.id AND o.user_id <> me.user_id
-                 ORDER BY o.joined_at, o.user_id LIMIT 3) AS other_names
-    FROM participants me JOIN conversations c ON c.id = me.conversation_id
-"""
-
-
-def conversation_view(row: Any) -> dict[str, Any]:
-    """A conversation as the caller sees it (their unread count, their possible actions)."""
-    others = row.participant_count - 1
-    can = ["read"] + (["send"] if row.status == "open" else [])
-    return {
-        "id": str(row.id),
-        "type": row.type,
-        "name": domain.display_name(row.name, list(row.other_names), others),
-        "participant_count": row.participant_count,
-        "last_message": row.last_message,
-        "last_activity_at": _iso(row.last_activity_at),
-        "unread_count": domain.unread(row.last_seq, row.last_read_seq),
-        "status": row.status,
-        "can": can,
-        "created_at": _iso(row.created_at),
-    }
 
 
 # Access -------------------------------------------------------------------------------------
@@ -149,11 +94,56 @@ def conversation_view(row: Any) -> dict[str, Any]:
 def access_conversation(session: Connection, caller_id: str, conversation_id: Any) -> Any:
     """The conversation row as the caller sees it, or `not_found` (missing and forbidden alike)."""
     row = session.execute(
-        text(_CONVERSATION_SELECT + " WHERE me.user_id = :me AND c.id = :id"),
-        {"me": caller_id, "id": _uuid(conversation_id)},
+        text(CONVERSATION_SELECT + " WHERE me.user_id = :me AND c.id = :id"),
+        {"me": caller_id, "id": as_uuid(conversation_id)},
     ).first()
     if row is None:
         raise not_found()
+    return row
+
+
+def access_participation(session: Connection, caller_id: str, conversation_id: Any) -> Any:
+    """A conversation the caller takes part in, or `not_found`: the cheap check on the hot path.
+
+    Also says whether messaging is on for the caller, for the course, and (1:1) for the other person.
+    """
+    row = session.execute(
+        text(
+            """
+            SELECT c.id, c.type, c.status, c.last_seq, c.messaging_blocked,
+                   coalesce(mine.enabled, true) AS my_messaging,
+                   CASE WHEN c.type = 'direct' THEN
+                       (SELECT coalesce(bool_and(pp.enabled), true) FROM participants o
+                        JOIN people pp ON pp.user_id = o.user_id
+                        WHERE o.conversation_id = c.id AND o.user_id <> me.user_id)
+                   END AS other_messaging,
+                   CASE WHEN c.type = 'direct' THEN
+                       (SELECT min(pp.name) FROM participants o JOIN people pp ON pp.user_id = o.user_id
+                        WHERE o.conversation_id = c.id AND o.user_id <> me.user_id)
+                   END AS other_name
+            FROM participants me JOIN conversations c ON c.id = me.conversation_id
+            LEFT JOIN people mine ON mine.user_id = me.user_id
+            WHERE me.user_id = :me AND c.id = :id
+            """
+        ),
+        {"me": caller_id, "id": as_uuid(conversation_id)},
+    ).first()
+    if row is None:
+        raise not_found()
+    return row
+
+
+def access_message(session: Connection, caller_id: str, message_id: Any) -> Any:
+    """A message in a conversation the caller takes part in, or `not_found`."""
+    row = session.execute(
+        text(
+            MESSAGE_SELECT + " JOIN participants me ON me.conversation_id = m.conversation_id AND me.user_id = :me "
+            "WHERE m.id = :id"
+        ),
+        {"me": caller_id, "id": as_uuid(message_id, "message")},
+    ).first()
+    if row is None:
+        raise not_found("message")
     return row
 
 
@@ -161,7 +151,7 @@ def get_conversation(session: Connection, caller_id: str, conversation_id: Any) 
     return conversation_view(access_conversation(session, caller_id, conversation_id))
 
 
-def _audience(session: Connection, conversation_id: uuid.UUID) -> list[str]:
+def audience(session: Connection, conversation_id: uuid.UUID) -> list[str]:
     """Who takes part right now: the people who must see this conversation's events."""
     rows = session.execute(
         text("SELECT user_id FROM participants WHERE conversation_id = :id ORDER BY user_id"), {"id": conversation_id}
@@ -169,30 +159,38 @@ def _audience(session: Connection, conversation_id: uuid.UUID) -> list[str]:
     return [r.user_id for r in rows]
 
 
-# Messages -----------------------------------------------------------------------------------
+def check_open(conversation: Any) -> None:
+    """Refuse a new message where none may go: closed, one-way, or messaging turned off (F2, seed 7.4)."""
+    if conversation.status != "open":
+        raise AppError("conversation_closed", "This conversation is closed. No new messages can be sent.")
+    if conversation.type == "mass":
+        raise AppError("not_allowed", "Mass messages cannot be answered.", {"action": "send"})
+    if not conversation.my_messaging:
+        raise AppError("messaging_disabled", "Messaging is turned off for your account.", {"reason": "sender"})
+    if conversation.messaging_blocked:
+        raise AppError(
+            "messaging_disabled",
+            "Messaging is turned off in this course. No new messages can be sent.",
+            {"reason": "course"},
+        )
+    if conversation.other_messaging is False:
+        raise AppError(
+            "messaging_disabled",
+            f"Your message cannot be delivered: {conversation.other_name} cannot receive messages.",
+            {"reason": "recipient"},
+        )
 
 
-def _existing_send(session: Connection, caller_id: str, client_id: str | None) -> Any:
+# Sending ------------------------------------------------------------------------------------
+
+
+def existing_send(session: Connection, caller_id: str, client_id: str | None) -> Any:
     if client_id is None:
         return None
     return session.execute(
-        text(_MESSAGE_SELECT + " WHERE m.sender_id = :me AND m.client_id = :client_id"),
+        text(MESSAGE_SELECT + " WHERE m.sender_id = :me AND m.client_id = :client_id"),
         {"me": caller_id, "client_id": client_id},
     ).first()
-
-
-def access_participation(session: Connection, caller_id: str, conversation_id: Any) -> Any:
-    """(id, status, last_seq) of a conversation the caller takes part in, or `not_found`: the cheap check."""
-    row = session.execute(
-        text(
-            "SELECT c.id, c.status, c.last_seq FROM participants me JOIN conversations c ON c.id = me.conversation_id "
-            "WHERE me.user_id = :me AND c.id = :id"
-        ),
-        {"me": caller_id, "id": _uuid(conversation_id)},
-    ).first()
-    if row is None:
-        raise not_found()
-    return row
 
 
 def do_send_message(
@@ -202,17 +200,21 @@ def do_send_message(
     client_id = domain.check_client_id(client_id)
     conversation = access_participation(session, caller_id, conversation_id)
     fingerprint = domain.request_hash("message", str(conversation.id), body)
-    existing = _existing_send(session, caller_id, client_id)
+    existing = existing_send(session, caller_id, client_id)
     if existing is not None:
         domain.idempotent_replay(existing.request_hash, fingerprint)
         return message_view(existing)
     text_body = domain.check_body(body)
-    return _store_message(session, caller_id, conversation.id, text_body, client_id, fingerprint)
+    check_open(conversation)
+    if conversation.type == "individual_batch":
+        return send_to_batch(session, caller_id, conversation.id, text_body, client_id, fingerprint)
+    return store_message(session, caller_id, conversation.id, text_body, client_id=client_id, fingerprint=fingerprint)
 
 
 # One round trip for the hot path: number the message (locking the conversation row, so sends
-# to one conversation are serialised), store it, update the list preview, move the sender's read
-# mark (own messages never count as unread), and read the audience at this very moment.
+# to one conversation are serialised), store it, update the list preview, count it unread for
+# everyone else, move the sender's read mark (sending implies having read), and read the
+# audience at this very moment.
 _STORE_MESSAGE = text(
     """
     WITH bumped AS (
@@ -224,15 +226,20 @@ _STORE_MESSAGE = text(
         WHERE id = :cid AND status = 'open'
         RETURNING last_seq
     ), inserted AS (
-        INSERT INTO messages (id, conversation_id, seq, sender_id, body, links, client_id, request_hash, created_at)
-        SELECT :mid, :cid, last_seq, :me, :body, CAST(:links AS jsonb), :client_id, :hash, now() FROM bumped
+        INSERT INTO messages (id, conversation_id, seq, sender_id, body, links, attachments, client_id,
+                              request_hash, forwarded_from, batch_id, created_at)
+        SELECT :mid, :cid, last_seq, :me, :body, CAST(:links AS jsonb), CAST(:attachments AS jsonb), :client_id,
+               :hash, :forwarded_from, :batch_id, now() FROM bumped
         RETURNING *
     ), marked AS (
-        UPDATE participants p SET last_read_seq = b.last_seq FROM bumped b
+        UPDATE participants p SET last_read_seq = b.last_seq, unread_count = 0 FROM bumped b
         WHERE p.conversation_id = :cid AND p.user_id = :me
+    ), counted AS (
+        UPDATE participants p SET unread_count = p.unread_count + 1 FROM bumped b
+        WHERE p.conversation_id = :cid AND p.user_id <> :me
     )
-    SELECT i.id, i.conversation_id, i.seq, i.sender_id, i.body, i.links, i.client_id, i.request_hash,
-           i.created_at, i.edited_at, i.deleted,
+    SELECT i.id, i.conversation_id, i.seq, i.sender_id, i.body, i.links, i.attachments, i.client_id, i.request_hash,
+           i.created_at, i.edited_at, i.deleted, i.forwarded_from,
            coalesce(p.name, 'Unknown user') AS sender_name, p.avatar_url AS sender_avatar,
            ARRAY(SELECT user_id FROM participants WHERE conversation_id = :cid ORDER BY user_id) AS audience
     FROM inserted i LEFT JOIN people p ON p.user_id = i.sender_id
@@ -240,9 +247,19 @@ _STORE_MESSAGE = text(
 )
 
 
-def _store_message(
-    session: Connection, caller_id: str, conversation_id: uuid.UUID, body: str, client_id: str | None, fingerprint: str
+def store_message(
+    session: Connection,
+    caller_id: str,
+    conversation_id: uuid.UUID,
+    body: str,
+    *,
+    client_id: str | None = None,
+    fingerprint: str | None = None,
+    attachments: list[dict[str, Any]] | None = None,
+    forwarded_from: uuid.UUID | None = None,
+    batch_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
+    """Append a message to an open conversation with its event. Checks are the caller's job."""
     row = session.execute(
         _STORE_MESSAGE,
         {
@@ -250,10 +267,13 @@ def _store_message(
             "cid": conversation_id,
             "me": caller_id,
             "body": body,
-            "preview": domain.preview(body),
-            "links": _json(domain.find_links(body)),
+            "preview": domain.preview(body) or ("Attachment" if attachments else ""),
+            "links": to_json(domain.find_links(body)),
+            "attachments": to_json(attachments or []),
             "client_id": client_id,
             "hash": fingerprint,
+            "forwarded_from": forwarded_from,
+            "batch_id": batch_id,
         },
     ).first()
     if row is None:
@@ -269,8 +289,246 @@ def _store_message(
     return message
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+def send_to_batch(
+    session: Connection,
+    caller_id: str,
+    batch_id: uuid.UUID,
+    body: str,
+    client_id: str | None,
+    fingerprint: str | None,
+    *,
+    attachments: list[dict[str, Any]] | None = None,
+    forwarded_from: uuid.UUID | None = None,
+) -> dict[str, Any]:
+    """ "Sent to X people": one message in each recipient's 1:1, and the sender's copy in the batch entry."""
+    targets = session.execute(
+        text(
+            "SELECT b.conversation_id FROM batch_recipients b JOIN conversations c ON c.id = b.conversation_id "
+            "WHERE b.batch_id = :batch AND c.status = 'open' ORDER BY b.user_id"
+        ),
+        {"batch": batch_id},
+    ).all()
+    for target in targets:
+        store_message(
+            session,
+            caller_id,
+            target.conversation_id,
+            body,
+            attachments=attachments,
+            forwarded_from=forwarded_from,
+            batch_id=batch_id,
+        )
+    return store_message(
+        session,
+        caller_id,
+        batch_id,
+        body,
+        client_id=client_id,
+        fingerprint=fingerprint,
+        attachments=attachments,
+        forwarded_from=forwarded_from,
+    )
+
+
+# Editing, deleting, forwarding -----------------------------------------------------------------
+
+
+def _refresh_preview(session: Connection, message: Any) -> None:
+    """Keep the list's one-line preview true when its message changes."""
+    session.execute(
+        text(
+            "UPDATE conversations SET last_message = "
+            "jsonb_set(last_message, '{preview}', to_jsonb(CAST(:preview AS text))) "
+            "WHERE id = :cid AND last_message->>'id' = :mid"
+        ),
+        {"cid": message.conversation_id, "mid": str(message.id), "preview": domain.preview(message.body)},
+    )
+
+
+def do_edit_message(session: Connection, caller_id: str, message_id: Any, body: Any) -> dict[str, Any]:
+    """Change the text of one's own message; everyone sees it edited."""
+    message = access_message(session, caller_id, message_id)
+    if message.sender_id != caller_id:
+        raise AppError("forbidden", "You can only edit your own messages.")
+    if message.deleted is not None:
+        raise AppError("not_allowed", "A deleted message cannot be edited.", {"action": "edit"})
+    conversation = access_participation(session, caller_id, message.conversation_id)
+    check_open(conversation)
+    text_body = domain.check_body(body, has_attachments=bool(message.attachments))
+    session.execute(
+        text("UPDATE messages SET body = :body, links = CAST(:links AS jsonb), edited_at = now() WHERE id = :id"),
+        {"id": message.id, "body": text_body, "links": to_json(domain.find_links(text_body))},
+    )
+    updated = session.execute(text(MESSAGE_SELECT + " WHERE m.id = :id"), {"id": message.id}).one()
+    _refresh_preview(session, updated)
+    view = message_view(updated)
+    add_event(
+        session,
+        SERVICE,
+        "conversations.message.updated",
+        {"message": view, "conversation_id": str(message.conversation_id)},
+        audience=audience(session, message.conversation_id),
+    )
+    return view
+
+
+def do_delete_message(session: Connection, caller_id: str, message_id: Any) -> dict[str, Any]:
+    """Delete one's own message: its content is gone for good, its place stays in the history."""
+    message = access_message(session, caller_id, message_id)
+    if message.sender_id != caller_id:
+        raise AppError("forbidden", "You can only delete your own messages.")
+    if message.deleted is not None:
+        return message_view(message)
+    return destroy_message(session, message, {"by": "author", "by_name": message.sender_name})
+
+
+def destroy_message(session: Connection, message: Any, deleted: dict[str, Any]) -> dict[str, Any]:
+    """Remove a message's content for good and stop counting it as unread."""
+    session.execute(
+        text(
+            "UPDATE messages SET body = '', links = '[]', attachments = '[]', deleted = CAST(:deleted AS jsonb) "
+            "WHERE id = :id"
+        ),
+        {"id": message.id, "deleted": to_json(deleted)},
+    )
+    session.execute(
+        text(
+            "UPDATE participants SET unread_count = greatest(unread_count - 1, 0) "
+            "WHERE conversation_id = :cid AND last_read_seq < :seq"
+        ),
+        {"cid": message.conversation_id, "seq": message.seq},
+    )
+    gone = session.execute(text(MESSAGE_SELECT + " WHERE m.id = :id"), {"id": message.id}).one()
+    _refresh_preview(session, gone)
+    view = message_view(gone)
+    add_event(
+        session,
+        SERVICE,
+        "conversations.message.deleted",
+        {"message": view, "conversation_id": str(message.conversation_id)},
+        audience=audience(session, message.conversation_id),
+    )
+    return view
+
+
+def access_forwardable(session: Connection, caller_id: str, message_id: Any) -> Any:
+    message = access_message(session, caller_id, message_id)
+    if message.deleted is not None:
+        raise AppError("not_allowed", "A deleted message cannot be forwarded.", {"action": "forward"})
+    return message
+
+
+def do_forward_to_conversation(
+    session: Connection, caller_id: str, message_id: Any, conversation_id: Any
+) -> dict[str, Any]:
+    """Post a copy of a message (with its files, by reference) into another conversation of the caller."""
+    source = access_forwardable(session, caller_id, message_id)
+    target = access_participation(session, caller_id, conversation_id)
+    check_open(target)
+    if target.type == "individual_batch":
+        return send_to_batch(
+            session,
+            caller_id,
+            target.id,
+            source.body,
+            None,
+            None,
+            attachments=source.attachments,
+            forwarded_from=source.id,
+        )
+    return store_message(
+        session, caller_id, target.id, source.body, attachments=source.attachments, forwarded_from=source.id
+    )
+
+
+# Read state ---------------------------------------------------------------------------------
+
+
+def _lock_for_read_state(session: Connection, conversation_id: uuid.UUID) -> int:
+    # A share lock on the conversation waits for sends in flight (they hold its row lock), so the
+    # count taken next includes every message committed before, and later sends count after it.
+    return session.execute(
+        text("SELECT last_seq FROM conversations WHERE id = :id FOR SHARE"), {"id": conversation_id}
+    ).scalar_one()
+
+
+def _set_read_mark(session: Connection, caller_id: str, conversation_id: uuid.UUID, mark: int) -> int:
+    return session.execute(
+        text(
+            """
+            UPDATE participants SET last_read_seq = :mark,
+                unread_count = (SELECT count(*) FROM messages m
+                                WHERE m.conversation_id = :cid AND m.seq > :mark AND m.deleted IS NULL)
+            WHERE conversation_id = :cid AND user_id = :me
+            RETURNING unread_count
+            """
+        ),
+        {"cid": conversation_id, "me": caller_id, "mark": mark},
+    ).scalar_one()
+
+
+def _seq_of(session: Connection, conversation_id: uuid.UUID, message_id: Any) -> int:
+    seq = session.execute(
+        text("SELECT seq FROM messages WHERE id = :id AND conversation_id = :cid"),
+        {"id": as_uuid(message_id, "message"), "cid": conversation_id},
+    ).scalar()
+    if seq is None:
+        raise not_found("message")
+    return seq
+
+
+def _announce_unread(session: Connection, caller_id: str, conversation_id: uuid.UUID, count: int) -> dict[str, int]:
+    total = unread_total(session, caller_id)
+    add_event(
+        session,
+        SERVICE,
+        "conversations.unread.updated",
+        {"conversation_id": str(conversation_id), "unread_count": count, "unread_total": total},
+        audience=[caller_id],
+    )
+    return {"unread_count": count, "unread_total": total}
+
+
+def do_mark_read(session: Connection, caller_id: str, conversation_id: Any, message_id: Any) -> dict[str, int]:
+    """Read up to a message (default: everything); an older message never unreads later ones."""
+    conversation = access_participation(session, caller_id, conversation_id)
+    last_seq = _lock_for_read_state(session, conversation.id)
+    target = last_seq if message_id is None else _seq_of(session, conversation.id, message_id)
+    current = session.execute(
+        text("SELECT last_read_seq FROM participants WHERE conversation_id = :cid AND user_id = :me"),
+        {"cid": conversation.id, "me": caller_id},
+    ).scalar_one()
+    count = _set_read_mark(session, caller_id, conversation.id, max(current, target))
+    return _announce_unread(session, caller_id, conversation.id, count)
+
+
+def do_mark_unread(session: Connection, caller_id: str, conversation_id: Any, message_id: Any) -> dict[str, int]:
+    """Mark unread from a message on (default: the latest message)."""
+    conversation = access_participation(session, caller_id, conversation_id)
+    last_seq = _lock_for_read_state(session, conversation.id)
+    if message_id is None:
+        latest = session.execute(
+            text("SELECT max(seq) FROM messages WHERE conversation_id = :cid AND deleted IS NULL AND seq <= :last"),
+            {"cid": conversation.id, "last": last_seq},
+        ).scalar()
+        if latest is None:
+            raise AppError("not_allowed", "There is no message to mark unread.", {"action": "mark_unread"})
+        seq = latest
+    else:
+        seq = _seq_of(session, conversation.id, message_id)
+    count = _set_read_mark(session, caller_id, conversation.id, seq - 1)
+    return _announce_unread(session, caller_id, conversation.id, count)
+
+
+def unread_total(session: Connection, caller_id: str) -> int:
+    return int(
+        session.execute(
+            text("SELECT coalesce(sum(unread_count), 0) FROM participants WHERE user_id = :me"), {"me": caller_id}
+        ).scalar_one()
+    )
+
+
+# Lists --------------------------------------------------------------------------------------
 
 
 def list_messages(
@@ -280,9 +538,12 @@ def list_messages(
     conversation = access_participation(session, caller_id, conversation_id)
     limit = check_limit(limit)
     position = cursors.decode(cursor, caller_id, f"messages:{conversation.id}")
-    before = int(position[0]) if position else conversation.last_seq + 1
+    try:
+        before = int(position[0]) if position else conversation.last_seq + 1
+    except (TypeError, ValueError, IndexError):
+        raise AppError("invalid_cursor", "This page link is not valid. Reload the list.") from None
     rows = session.execute(
-        text(_MESSAGE_SELECT + " WHERE m.conversation_id = :id AND m.seq < :before ORDER BY m.seq DESC LIMIT :n"),
+        text(MESSAGE_SELECT + " WHERE m.conversation_id = :id AND m.seq < :before ORDER BY m.seq DESC LIMIT :n"),
         {"id": conversation.id, "before": before, "n": limit + 1},
     ).all()
     items = [message_view(r) for r in rows[:limit]]
@@ -292,11 +553,12 @@ def list_messages(
     return {"items": items, "next_cursor": next_cursor}
 
 
-# Conversations ------------------------------------------------------------------------------
-
-
 def list_conversations(
-    session: Connection, cursors: Cursors, caller_id: str, cursor: Any, limit: Any
+    session: Connection,
+    cursors: Cursors,
+    caller_id: str,
+    cursor: Any,
+    limit: Any,
 ) -> dict[str, Any]:
     """The caller's conversations, most recent activity first."""
     limit = check_limit(limit)
@@ -310,7 +572,7 @@ def list_conversations(
             raise AppError("invalid_cursor", "This page link is not valid. Reload the list.") from None
         where += " AND (c.last_activity_at, c.id) < (:at, :after_id)"
     rows = session.execute(
-        text(_CONVERSATION_SELECT + where + " ORDER BY c.last_activity_at DESC, c.id DESC LIMIT :n"), params
+        text(CONVERSATION_SELECT + where + " ORDER BY c.last_activity_at DESC, c.id DESC LIMIT :n"), params
     ).all()
     items = [conversation_view(r) for r in rows[:limit]]
     next_cursor = None
@@ -320,66 +582,5 @@ def list_conversations(
     return {"items": items, "next_cursor": next_cursor}
 
 
-def unread_total(session: Connection, caller_id: str) -> int:
-    return int(
-        session.execute(
-            text(
-                "SELECT coalesce(sum(greatest(c.last_seq - p.last_read_seq, 0)), 0) FROM participants p "
-                "JOIN conversations c ON c.id = p.conversation_id WHERE p.user_id = :me"
-            ),
-            {"me": caller_id},
-        ).scalar_one()
-    )
-
-
-def do_start_direct(
-    session: Connection,
-    caller_id: str,
-    other: dict[str, Any],
-    me: dict[str, Any],
-    body: Any,
-    client_id: Any,
-) -> dict[str, Any]:
-    """Find or make the one 1:1 conversation of the two people, and post the first message in it."""
-    client_id = domain.check_client_id(client_id)
-    fingerprint = domain.request_hash("direct", other["id"], body)
-    existing = _existing_send(session, caller_id, client_id)
-    if existing is not None:
-        domain.idempotent_replay(existing.request_hash, fingerprint)
-        return {
-            "conversation": get_conversation(session, caller_id, existing.conversation_id),
-            "message": message_view(existing),
-        }
-    text_body = domain.check_body(body)
-    upsert_people(session, [me, other])
-    key = domain.pair_key(caller_id, other["id"])
-    created = session.execute(
-        text(
-            """
-            INSERT INTO conversations (type, pair_key, created_by) VALUES ('direct', :key, :me)
-            ON CONFLICT (pair_key) DO NOTHING RETURNING id
-            """
-        ),
-        {"key": key, "me": caller_id},
-    ).first()
-    if created is None:
-        conversation_id = session.execute(
-            text("SELECT id FROM conversations WHERE pair_key = :key"), {"key": key}
-        ).scalar_one()
-    else:
-        conversation_id = created.id
-        session.execute(
-            text("INSERT INTO participants (conversation_id, user_id) VALUES (:id, :a), (:id, :b)"),
-            {"id": conversation_id, "a": caller_id, "b": other["id"]},
-        )
-        # Announced before its first message, so clients learn of the conversation first.
-        for user_id in (caller_id, other["id"]):
-            add_event(
-                session,
-                SERVICE,
-                "conversations.conversation.created",
-                {"conversation": get_conversation(session, user_id, conversation_id)},
-                audience=[user_id],
-            )
-    message = _store_message(session, caller_id, conversation_id, text_body, client_id, fingerprint)
-    return {"conversation": get_conversation(session, caller_id, conversation_id), "message": message}
+def record_events(session: Connection, events: list[tuple[str, dict[str, Any], list[str] | None]]) -> None:
+    add_events(session, SERVICE, events)

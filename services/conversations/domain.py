@@ -123,3 +123,124 @@ def display_name(explicit: str | None, other_names: list[str], other_count: int)
 def unread(last_seq: int, last_read_seq: int) -> int:
     """Messages after the reader's mark; sending moves the sender's mark, so own messages never count."""
     return max(0, last_seq - last_read_seq)
+
+
+# The 300 rule (the seed's decision matrix, section 7.3) ---------------------------------------
+
+MAX_RECIPIENTS = 300
+GROUP_KINDS = ("course", "project")
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A course or project chosen as a recipient, with how many people it reaches (caller excluded)."""
+
+    kind: str
+    id: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the client may offer before sending, and what a send would do or get."""
+
+    unique_count: int
+    modes: tuple[str, ...]
+    outcome: str  # direct | choice | course_conversation | project_conversation | refused
+    error: AppError | None
+    lone_group: bool = False  # one course or project and nobody else: "group" means its own conversation
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "unique_count": self.unique_count,
+            "modes": list(self.modes),
+            "outcome": self.outcome,
+            "error": self.error.to_dict() if self.error else None,
+        }
+
+
+def too_many(unique_count: int) -> AppError:
+    return AppError(
+        "too_many_recipients",
+        f"You can't send to more than {MAX_RECIPIENTS} people at once. "
+        "Write in the course or project conversation instead.",
+        {"unique_count": unique_count, "limit": MAX_RECIPIENTS},
+    )
+
+
+def decide(people: int, groups: list[Group], unique_count: int) -> Decision:
+    """The seed's decision matrix.
+
+    `people` is the number of individual recipients (not the sender), `groups` the chosen
+    courses and projects, `unique_count` everyone they reach together, each person once.
+    """
+    choice = ("group", "individual")
+    over = too_many(unique_count) if unique_count > MAX_RECIPIENTS else None
+    if unique_count == 0:
+        error = validation("Choose at least one recipient other than yourself.", field="recipients")
+        return Decision(0, (), "refused", error)
+    if not groups:
+        if people == 1:
+            return Decision(unique_count, (), "direct", None)
+        return Decision(unique_count, choice, "choice", over)
+    large = [g for g in groups if g.size > MAX_RECIPIENTS]
+    if large and (people or len(groups) > 1):
+        return Decision(unique_count, (), "refused", too_many(unique_count))
+    if large:
+        return Decision(unique_count, (), f"{large[0].kind}_conversation", None, lone_group=True)
+    # Every group is small: the sender chooses; a combined audience over the limit fails on send.
+    return Decision(unique_count, choice, "choice", over, lone_group=len(groups) == 1 and not people)
+
+
+def choose_mode(decision: Decision, mode: str | None) -> str:
+    """How a send goes out: direct, group, individual or the group's own conversation; raises the rule's error."""
+    if decision.error is not None:
+        raise decision.error
+    if decision.outcome == "direct":
+        return "direct"
+    if decision.outcome in ("course_conversation", "project_conversation"):
+        return "group_conversation"
+    if mode not in decision.modes:
+        raise validation("Choose a group conversation or individual messages.", field="mode")
+    if mode == "group" and decision.lone_group:
+        return "group_conversation"
+    return mode
+
+
+# Who may do what ----------------------------------------------------------------------------
+
+STAFF_ROLES = frozenset({"teacher", "admin"})
+CLOSABLE = frozenset({"group", "course", "project"})
+
+
+def allowed_actions(*, type_: str, status: str, role: str, is_creator: bool) -> list[str]:
+    """The actions a participant may take in a conversation, for the client's menus (`can`)."""
+    actions = ["read", "mark_unread", "search", "view_participants"]
+    is_staff = role in STAFF_ROLES
+    writable = status == "open" and type_ not in ("mass",)
+    if writable:
+        actions += ["send"]
+    if type_ == "group" and status == "open":
+        actions += ["rename", "add_participants", "leave"]
+        if is_staff:
+            actions += ["remove_participants"]
+    if type_ in CLOSABLE and (is_staff or (type_ == "group" and is_creator)):
+        actions += ["close"] if status == "open" else ["reopen"] if status == "closed" else []
+    if type_ in ("course", "project") and is_staff:
+        actions += ["delete"] if status != "deleted" else ["restore"]
+    return actions
+
+
+def check_action(actions: list[str], action: str) -> None:
+    """Refuse an action the caller may not take here, naming it for the client."""
+    if action not in actions:
+        raise AppError("not_allowed", "You can't do that in this conversation.", {"action": action})
+
+
+def check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise validation("Give the conversation a name.", field="name")
+    name = " ".join(name.split())
+    if len(name) > 100:
+        raise validation("A conversation name can be at most 100 characters.", field="name")
+    return name

@@ -1,21 +1,25 @@
-"""RPC entry points of the conversations service: parse params, call one action, return plain data."""
+"""RPC entry points of the conversations service: parse params, ask the directory, call one action."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
-from services.conversations import actions, domain
+from services.conversations import actions, domain, membership
+from services.conversations.starting import Plan, do_start
+from services.conversations.views import with_participants_link
 from shared.config import Settings
 from shared.cursor import Cursors
 from shared.db import transaction
-from shared.errors import AppError, not_found
+from shared.errors import AppError, not_found, validation
 from shared.rpc import Caller, Method, RpcClient
 
 T = TypeVar("T")
+USERS_PER_CALL = 1000
 
 
 def _me(caller: Caller | None) -> str:
@@ -29,14 +33,108 @@ def _refuse_attachments(params: dict[str, Any]) -> None:
         raise AppError("not_allowed", "Files cannot be attached yet.", {"field": "attachment_ids"})
 
 
+@dataclass
+class Resolved:
+    """Recipients as the directory knows them, and what the 300 rule makes of them."""
+
+    me: dict[str, Any]
+    people: list[str]
+    groups: list[tuple[domain.Group, str, list[str]]]  # (group, its name, member ids)
+    unique: list[str]
+    decision: domain.Decision
+
+
+class Directory:
+    """The questions this service asks the directory, over RPC."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.rpc = RpcClient(settings)
+
+    def users(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), USERS_PER_CALL):
+            chunk = unique[start : start + USERS_PER_CALL]
+            found.update({u["id"]: u for u in self.rpc.call("directory", "users.get", {"ids": chunk})["users"]})
+        return found
+
+    def members(self, kind: str, group_id: str) -> tuple[str, list[str]]:
+        result = self.rpc.call("directory", "groups.members", {"kind": kind, "id": group_id})
+        return result.get("name") or group_id, [m["user_id"] for m in result["members"]]
+
+    def check_contacts(self, caller_id: str, ids: list[str]) -> dict[str, Any]:
+        return self.rpc.call("directory", "policy.check_contacts", {"recipient_ids": ids}, caller=caller_id)
+
+    def course_messaging(self, kind: str, group_id: str) -> bool:
+        if kind != "course":
+            return True
+        state = self.rpc.call("directory", "policy.messaging_state", {"user_ids": [], "course_ids": [group_id]})
+        return bool(state["courses"].get(group_id, {}).get("messaging_enabled", True))
+
+
+def resolve(directory: Directory, me: str, raw_recipients: Any) -> Resolved:
+    """Who the recipients are and what the 300 rule allows; unknown or unreachable ones are not found."""
+    recipients = domain.parse_recipients(raw_recipients)
+    person_ids = [r.id for r in recipients if r.type == "user" and r.id != me]
+    users = directory.users([me, *person_ids])
+    if me not in users:
+        raise AppError("unauthenticated", "Your account is not in the roster.")
+    missing = [p for p in person_ids if p not in users]
+    if missing:
+        raise AppError("not_found", "No such user.", {"ids": missing})
+    groups = []
+    for r in recipients:
+        if r.type in domain.GROUP_KINDS:
+            name, members = directory.members(r.type, r.id)
+            if me not in members and users[me]["role"] != "admin":
+                raise not_found(r.type)  # courses one is not part of stay as hidden as missing ones
+            groups.append((domain.Group(r.type, r.id, len([m for m in members if m != me])), name, members))
+    unique = list(dict.fromkeys([*person_ids, *(m for _, _, ms in groups for m in ms if m != me)]))
+    decision = domain.decide(len(person_ids), [g for g, _, _ in groups], len(unique))
+    return Resolved(users[me], person_ids, groups, unique, decision)
+
+
+def check_contacts(directory: Directory, me: str, ids: list[str], mode: str) -> None:
+    """Messaging blocks and communication rules (F2, F3), worded for the kind of conversation (seed 7.4)."""
+    verdict = directory.check_contacts(me, ids)
+    if verdict["sender_blocked"]:
+        raise AppError("messaging_disabled", "Messaging is turned off for your account.", {"reason": "sender"})
+    refused = verdict["refused"]
+    if not refused:
+        return
+    if mode == "direct":
+        (one,) = refused
+        if one["code"] == "communication_rule":
+            raise AppError("communication_rule", one["message"], {"user_ids": [one["user_id"]]})
+        raise AppError(
+            "messaging_disabled",
+            f"Your message cannot be delivered: {one['name']} cannot receive messages.",
+            {"reason": "recipient", "user_ids": [one["user_id"]]},
+        )
+    rule = [r for r in refused if r["code"] == "communication_rule"]
+    if rule:
+        raise AppError("communication_rule", rule[0]["message"], {"user_ids": [r["user_id"] for r in rule]})
+    names = [r["name"] for r in refused]
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    raise AppError(
+        "recipients_unavailable",
+        f"{listed} cannot take part in this conversation: messaging is turned off.",
+        {"user_ids": [r["user_id"] for r in refused]},
+    )
+
+
 def methods(settings: Settings) -> dict[str, Method]:
     url = settings.database_url("conversations")
     cursors = Cursors(settings.cursor_secret)
-    directory = RpcClient(settings)
+    directory = Directory(settings)
+    link = settings.course_participants_url
 
-    def in_transaction(work: Callable[[Connection], T]) -> T:
-        # A concurrent twin (same client_id, same 1:1 pair) can win a unique index: once
-        # more, and the retry finds what the twin made.
+    def linked(view: dict[str, Any]) -> dict[str, Any]:
+        return with_participants_link(view, link)
+
+    def write(work: Callable[[Connection], T]) -> T:
+        # A concurrent twin (same client_id, same 1:1 pair, same course) can win a unique index:
+        # once more, and the retry finds what the twin made.
         for attempt in range(2):
             try:
                 with transaction(url) as session:
@@ -46,43 +144,54 @@ def methods(settings: Settings) -> dict[str, Method]:
                     raise
         raise AssertionError("unreachable")
 
-    def health(caller: Caller | None, params: dict[str, Any]) -> dict[str, bool]:
+    def read(work: Callable[[Connection], T]) -> T:
         with transaction(url) as session:
-            session.execute(text("SELECT 1"))
+            return work(session)
+
+    def health(caller: Caller | None, params: dict[str, Any]) -> dict[str, bool]:
+        read(lambda s: s.execute(text("SELECT 1")))
         return {"ok": True}
+
+    def preview(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
+        return resolve(directory, _me(caller), params.get("recipients")).decision.to_dict()
 
     def create(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         me = _me(caller)
         _refuse_attachments(params)
-        recipients = domain.parse_recipients(params.get("recipients"))
-        people = [r for r in recipients if r.type == "user" and r.id != me]
-        if len(recipients) != 1 or len(people) != 1:
-            raise AppError("not_allowed", "Only conversations with one person can be started yet.")
-        found = {u["id"]: u for u in directory.call("directory", "users.get", {"ids": [me, people[0].id]})["users"]}
-        if people[0].id not in found:
-            raise not_found("user")
-        if me not in found:
-            raise AppError("unauthenticated", "Your account is not in the roster.")
-        return in_transaction(
-            lambda s: actions.do_start_direct(
-                s, me, found[people[0].id], found[me], params.get("body"), params.get("client_id")
-            )
-        )
+        client_id = domain.check_client_id(params.get("client_id"))
+        body = domain.check_body(params.get("body"))
+        name = domain.check_name(params["name"]) if params.get("name") is not None else None
+        resolved = resolve(directory, me, params.get("recipients"))
+        mode = domain.choose_mode(resolved.decision, params.get("mode"))
+        fingerprint = domain.request_hash("start", params.get("recipients"), mode, body, name)
+        plan = Plan(caller=resolved.me, mode=mode, people={}, name=name)
+        if mode == "group_conversation":
+            group, group_name, members = resolved.groups[0]
+            if not directory.course_messaging(group.kind, group.id):
+                raise AppError("messaging_disabled", f"Messaging is turned off in {group_name}.", {"reason": "course"})
+            check_contacts(directory, me, [], mode)
+            plan.group, plan.group_name, plan.group_members = group, group_name, members
+            plan.people = directory.users([m for m in members if m != me])
+        else:
+            check_contacts(directory, me, resolved.unique, mode)
+            plan.people = directory.users(resolved.unique)
+        result = write(lambda s: do_start(s, plan, body, client_id, fingerprint))
+        return {**result, "conversation": linked(result["conversation"])}
 
     def list_conversations(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         me = _me(caller)
-        with transaction(url) as session:
-            return actions.list_conversations(session, cursors, me, params.get("cursor"), params.get("limit"))
+        page = read(lambda s: actions.list_conversations(s, cursors, me, params.get("cursor"), params.get("limit")))
+        page["items"] = [linked(v) for v in page["items"]]
+        return page
 
     def get(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         me = _me(caller)
-        with transaction(url) as session:
-            return actions.get_conversation(session, me, params.get("conversation_id"))
+        return linked(read(lambda s: actions.get_conversation(s, me, params.get("conversation_id"))))
 
     def send(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         me = _me(caller)
         _refuse_attachments(params)
-        return in_transaction(
+        return write(
             lambda s: actions.do_send_message(
                 s, me, params.get("conversation_id"), params.get("body"), params.get("client_id")
             )
@@ -90,22 +199,122 @@ def methods(settings: Settings) -> dict[str, Method]:
 
     def history(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         me = _me(caller)
-        with transaction(url) as session:
-            return actions.list_messages(
-                session, cursors, me, params.get("conversation_id"), params.get("cursor"), params.get("limit")
+        return read(
+            lambda s: actions.list_messages(
+                s, cursors, me, params.get("conversation_id"), params.get("cursor"), params.get("limit")
             )
+        )
+
+    def edit(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
+        me = _me(caller)
+        return write(lambda s: actions.do_edit_message(s, me, params.get("message_id"), params.get("body")))
+
+    def delete(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
+        me = _me(caller)
+        return write(lambda s: actions.do_delete_message(s, me, params.get("message_id")))
+
+    def forward(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
+        me = _me(caller)
+        message_id = params.get("message_id")
+        if params.get("conversation_id") is not None:
+            if params.get("recipients") is not None:
+                raise validation("Forward to a conversation or to recipients, not both.", field="recipients")
+            return write(
+                lambda s: {"message": actions.do_forward_to_conversation(s, me, message_id, params["conversation_id"])}
+            )
+        source = read(lambda s: actions.access_forwardable(s, me, message_id))
+        return create(
+            caller,
+            {
+                "recipients": params.get("recipients"),
+                "mode": params.get("mode"),
+                "body": source.body,
+                "name": params.get("name"),
+            },
+        )
+
+    def mark_read(caller: Caller | None, params: dict[str, Any]) -> dict[str, int]:
+        me = _me(caller)
+        return write(lambda s: actions.do_mark_read(s, me, params.get("conversation_id"), params.get("message_id")))
+
+    def mark_unread(caller: Caller | None, params: dict[str, Any]) -> dict[str, int]:
+        me = _me(caller)
+        return write(lambda s: actions.do_mark_unread(s, me, params.get("conversation_id"), params.get("message_id")))
 
     def unread_total(caller: Caller | None, params: dict[str, Any]) -> dict[str, int]:
         me = _me(caller)
-        with transaction(url) as session:
-            return {"unread_total": actions.unread_total(session, me)}
+        return {"unread_total": read(lambda s: actions.unread_total(s, me))}
+
+    def participants(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
+        me = _me(caller)
+        return read(lambda s: membership.list_participants(s, me, params.get("conversation_id")))
+
+    def add_participants(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
+        me = _me(caller)
+        user_ids = [u for u in membership.check_user_ids(params.get("user_ids")) if u != me]
+        # Look before asking the directory: strangers learn nothing about the conversation.
+        read(
+            lambda s: domain.check_action(
+                membership._can(
+                    actions.access_conversation(  # noqa: SLF001
+                        s, me, params.get("conversation_id")
+                    )
+                ),
+                "add_participants",
+            )
+        )
+        users = directory.users(user_ids)
+        missing = [u for u in user_ids if u not in users]
+        if missing:
+            raise AppError("not_found", "No such user.", {"ids": missing})
+        check_contacts(directory, me, user_ids, "group")
+        return write(
+            lambda s: membership.do_add_participants(s, me, params.get("conversation_id"), list(users.values()))
+        )
+
+    def remove_participant(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
+        me = _me(caller)
+        user_id = params.get("user_id")
+        if not isinstance(user_id, str) or not user_id:
+            raise validation("user_id is required.", field="user_id")
+        return write(lambda s: membership.do_remove_participant(s, me, params.get("conversation_id"), user_id))
+
+    def leave(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
+        me = _me(caller)
+        return write(lambda s: membership.do_leave(s, me, params.get("conversation_id")))
+
+    def rename(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
+        me = _me(caller)
+        return linked(write(lambda s: membership.do_rename(s, me, params.get("conversation_id"), params.get("name"))))
+
+    def status_change(action: str) -> Method:
+        def change(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
+            me = _me(caller)
+            return linked(write(lambda s: membership.do_set_status(s, me, params.get("conversation_id"), action)))
+
+        return change
 
     return {
         "health.check": health,
+        "conversations.preview": preview,
         "conversations.create": create,
         "conversations.list": list_conversations,
         "conversations.get": get,
+        "conversations.rename": rename,
+        "conversations.close": status_change("close"),
+        "conversations.reopen": status_change("reopen"),
+        "conversations.delete": status_change("delete"),
+        "conversations.restore": status_change("restore"),
+        "conversations.leave": leave,
+        "participants.list": participants,
+        "participants.add": add_participants,
+        "participants.remove": remove_participant,
         "messages.send": send,
         "messages.list": history,
+        "messages.edit": edit,
+        "messages.delete": delete,
+        "messages.forward": forward,
+        "read.mark": mark_read,
+        "read.unmark": mark_unread,
         "unread.total": unread_total,
     }

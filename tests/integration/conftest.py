@@ -20,7 +20,8 @@ def migrated(base_settings: Settings) -> Settings:
     return base_settings
 
 
-def _truncate(url: str) -> None:
+def truncate(url: str, only: tuple[str, ...] | None = None) -> None:
+    """Empty every table of a service's database (or just those of `only` that exist)."""
     with transaction(url) as session:
         tables = (
             session.execute(
@@ -29,6 +30,7 @@ def _truncate(url: str) -> None:
             .scalars()
             .all()
         )
+        tables = [t for t in tables if only is None or t in only]
         if tables:
             session.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
 
@@ -37,7 +39,7 @@ def _truncate(url: str) -> None:
 def db(migrated: Settings, settings: Settings) -> Iterator[Settings]:
     """Empty service databases for this test, with the test's own bus namespace."""
     for name in DEFINITIONS:
-        _truncate(settings.database_url(name))
+        truncate(settings.database_url(name))
     yield settings
 
 

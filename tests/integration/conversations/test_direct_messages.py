@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
-from services import directory
-from services.conversations.handlers import methods
-from services.directory.handlers import import_roster
 from shared.config import Settings
 from shared.db import transaction
 from shared.errors import AppError
-from shared.rpc import Caller, Method, RpcServer
-
-TEACHER, STUDENT, OTHER = "user-t-001", "user-s-0001", "user-s-0002"
-
-
-@pytest.fixture
-def rpc(db: Settings, demo_roster: Path) -> Iterator[dict[str, Method]]:
-    import_roster(db.database_url("directory"), demo_roster)
-    server = RpcServer(db, "directory", directory.DEFINITION.methods(db), threads=2).start()
-    yield methods(db)
-    server.stop()
+from shared.rpc import Caller, Method
+from tests.integration.conversations.conftest import OTHER, STUDENT, TEACHER, outbox
 
 
 def _start(rpc: dict[str, Method], sender: str, to: str, body: str = "Hello", **extra: Any) -> dict[str, Any]:
@@ -36,8 +22,7 @@ def _start(rpc: dict[str, Method], sender: str, to: str, body: str = "Hello", **
 
 
 def _outbox(settings: Settings, type_: str) -> list[Any]:
-    with transaction(settings.database_url("conversations")) as session:
-        return session.execute(text("SELECT envelope FROM outbox WHERE type = :t ORDER BY id"), {"t": type_}).all()
+    return outbox(settings, type_)
 
 
 def test_starting_a_conversation_with_one_person_makes_a_direct_conversation_with_the_first_message(

@@ -19,6 +19,10 @@ def upgrade() -> None:
     op.add_column("conversations", sa.Column("group_id", sa.Text))
     op.add_column("conversations", sa.Column("recipient_count", sa.Integer))
     op.add_column("conversations", sa.Column("updated_at", sa.DateTime(timezone=True)))
+    # An admin turned messaging off for the course this conversation belongs to.
+    op.add_column(
+        "conversations", sa.Column("messaging_blocked", sa.Boolean, nullable=False, server_default=sa.false())
+    )
     op.create_index(
         "conversations_live_group",
         "conversations",
@@ -33,9 +37,17 @@ def upgrade() -> None:
     op.add_column("messages", sa.Column("forwarded_from", sa.Uuid))
     op.add_column("messages", sa.Column("attachments", JSONB, nullable=False, server_default="[]"))
     op.add_column("messages", sa.Column("batch_id", sa.Uuid))
+    # "Sent to X people": the sender's one entry and the 1:1 conversation of each recipient.
+    op.create_table(
+        "batch_recipients",
+        sa.Column("batch_id", sa.Uuid, sa.ForeignKey("conversations.id"), primary_key=True),
+        sa.Column("user_id", sa.Text, primary_key=True),
+        sa.Column("conversation_id", sa.Uuid, sa.ForeignKey("conversations.id"), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("batch_recipients")
     op.drop_column("messages", "batch_id")
     op.drop_column("messages", "attachments")
     op.drop_column("messages", "forwarded_from")
@@ -43,5 +55,5 @@ def downgrade() -> None:
     op.drop_column("participants", "via")
     op.drop_index("conversations_activity", "conversations")
     op.drop_index("conversations_live_group", "conversations")
-    for column in ("updated_at", "recipient_count", "group_id", "group_kind"):
+    for column in ("messaging_blocked", "updated_at", "recipient_count", "group_id", "group_kind"):
         op.drop_column("conversations", column)
