@@ -1,0 +1,88 @@
+"""Course and project conversations follow the roster: enrolment events add and remove members."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from services.conversations.consumers import consumers
+from shared.bus import ConfirmingPublisher, EventConsumer, start_consumer
+from shared.config import Settings
+from shared.errors import AppError
+from shared.events import Envelope, make_event
+from tests.integration.conversations.conftest import STUDENT, TEACHER, Api, outbox
+from tests.support.waiting import wait_for
+
+NEWCOMER = "user-s-0900"
+
+
+@pytest.fixture
+def following(db: Settings, api: Api) -> Iterator[list[EventConsumer]]:
+    started = [start_consumer(db, spec)[0] for spec in consumers(db)]
+    yield started
+    for consumer in started:
+        consumer.stop()
+
+
+def _publish(settings: Settings, *events: Envelope) -> None:
+    publisher = ConfirmingPublisher(settings)
+    try:
+        publisher.publish([(e.id, e.type, e.to_json()) for e in events])
+    finally:
+        publisher.close()
+
+
+def _members(api: Api, cid: str) -> set[str]:
+    return {p["user_id"] for p in api.call(TEACHER, "participants.list", conversation_id=cid)["items"]}
+
+
+def test_a_newly_enrolled_student_joins_the_course_conversation_once(db: Settings, api: Api, following) -> None:
+    cid = api.start(TEACHER, ("course", "class-001"), mode="group")["conversation"]["id"]
+    joined = make_event(
+        "directory.enrolment.added",
+        {"kind": "course", "group_id": "class-001", "user_id": NEWCOMER, "role": "student"},
+        producer="directory",
+    )
+    _publish(db, joined, joined)  # delivered twice: handled once
+    assert wait_for(lambda: NEWCOMER in _members(api, cid))
+    assert wait_for(lambda: len(outbox(db, "conversations.participant.added")) == 1)
+    newcomer_view = api.conversation(NEWCOMER, cid)
+    assert newcomer_view["unread_count"] == 0  # history is there to read, not counted as new
+    assert api.call(NEWCOMER, "messages.list", conversation_id=cid)["items"]
+
+
+def test_an_unenrolled_student_leaves_the_course_conversation_and_is_told(db: Settings, api: Api, following) -> None:
+    cid = api.start(TEACHER, ("course", "class-001"), mode="group")["conversation"]["id"]
+    _publish(
+        db,
+        make_event(
+            "directory.enrolment.removed",
+            {"kind": "course", "group_id": "class-001", "user_id": STUDENT},
+            producer="directory",
+        ),
+    )
+    assert wait_for(lambda: STUDENT not in _members(api, cid))
+    assert wait_for(lambda: len(outbox(db, "conversations.participant.removed")) == 1)
+    removed = outbox(db, "conversations.participant.removed")[0]
+    assert STUDENT in removed.split('"audience":')[1] and '"reason":"unenrolled"' in removed
+    with pytest.raises(AppError):
+        api.conversation(STUDENT, cid)
+
+
+def test_enrolments_in_a_course_without_a_conversation_change_nothing(db: Settings, api: Api, following) -> None:
+    cid = api.start(TEACHER, ("course", "class-001"), mode="group")["conversation"]["id"]
+    elsewhere = make_event(
+        "directory.enrolment.added",
+        {"kind": "course", "group_id": "class-005", "user_id": NEWCOMER, "role": "student"},
+        producer="directory",
+    )
+    # Events are handled in order: once the second one shows, the first has been handled too.
+    marker = make_event(
+        "directory.enrolment.added",
+        {"kind": "course", "group_id": "class-001", "user_id": NEWCOMER, "role": "student"},
+        producer="directory",
+    )
+    _publish(db, elsewhere, marker)
+    assert wait_for(lambda: NEWCOMER in _members(api, cid))
+    assert [c["id"] for c in api.call(NEWCOMER, "conversations.list")["items"]] == [cid]
