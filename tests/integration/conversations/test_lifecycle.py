@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -216,3 +217,19 @@ def test_forwarding_to_a_conversation_and_to_new_recipients(api: Api) -> None:
     with pytest.raises(AppError) as hidden:
         api.call(OTHER, "messages.forward", message_id=message["id"], conversation_id=group)
     assert hidden.value.code == "not_found"
+
+
+def test_events_go_to_whoever_takes_part_at_that_moment(db: Settings, api: Api) -> None:
+    cid = _group(api)
+    api.call(TEACHER, "participants.remove", conversation_id=cid, user_id=OTHER)
+    api.call(TEACHER, "participants.add", conversation_id=cid, user_ids=[THIRD])
+    api.send(STUDENT, cid, "after the change")
+    created = [json.loads(e) for e in outbox(db, "conversations.message.created")]
+    first, last = created[0], created[-1]
+    assert sorted(first["audience"]) == sorted([TEACHER, STUDENT, OTHER])
+    assert sorted(last["audience"]) == sorted([TEACHER, STUDENT, THIRD])
+    updated = api.call(TEACHER, "conversations.rename", conversation_id=cid, name="Renamed")
+    assert updated["name"] == "Renamed"
+    renamed = json.loads(outbox(db, "conversations.conversation.updated")[-1])
+    assert sorted(renamed["audience"]) == sorted([TEACHER, STUDENT, THIRD])
+    assert renamed["data"]["changes"]["name"] == "Renamed"
