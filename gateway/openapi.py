@@ -1,12 +1,14 @@
-"""The OpenAPI 3 document for what the gateway serves, built from the request schemas."""
+"""The OpenAPI 3 document, built from the routes themselves: paths, summaries, bodies, query parameters."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from flask import Flask
 from pydantic import BaseModel
 
-from gateway import schemas
+from shared.errors import STATUS_BY_CODE
 
 ERROR = {
     "type": "object",
@@ -16,63 +18,76 @@ ERROR = {
             "type": "object",
             "required": ["code", "message", "details"],
             "properties": {
-                "code": {"type": "string"},
-                "message": {"type": "string"},
+                "code": {"type": "string", "enum": sorted(STATUS_BY_CODE)},
+                "message": {"type": "string", "description": "Text a person may be shown."},
                 "details": {"type": "object"},
             },
         }
     },
 }
+_ARGUMENT = re.compile(r"<(?:(?P<converter>[^:<>]+):)?(?P<name>\w+)>")
+_ANY = re.compile(r"any\((?P<values>[^)]*)\)")
 
 
-def _body(model: type[BaseModel]) -> dict[str, Any]:
-    return {
-        "required": True,
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
-    }
+def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
+    """A werkzeug rule as an OpenAPI path, with its path parameters."""
+    parameters = []
+    for match in _ARGUMENT.finditer(rule):
+        schema: dict[str, Any] = {"type": "string"}
+        choices = _ANY.match(match.group("converter") or "")
+        if choices:
+            schema["enum"] = [v.strip() for v in choices.group("values").split(",")]
+        parameters.append({"name": match.group("name"), "in": "path", "required": True, "schema": schema})
+    return _ARGUMENT.sub(lambda m: "{" + m.group("name") + "}", rule), parameters
 
 
-def _op(
-    summary: str,
-    *,
-    body: type[BaseModel] | None = None,
-    params: list[dict[str, Any]] | None = None,
-    auth: bool = True,
-    ok: int = 200,
-) -> dict[str, Any]:
-    op: dict[str, Any] = {
-        "summary": summary,
+def _schema_ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str, str]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(schema.pop("$defs", {}))
+    components[model.__name__] = schema
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _operation(view: Any, parameters: list[dict[str, Any]], components: dict[str, Any]) -> dict[str, Any]:
+    doc = (view.__doc__ or "").strip().splitlines()
+    operation: dict[str, Any] = {
+        "summary": doc[0] if doc else view.__name__.replace("_", " "),
+        "operationId": view.__name__,
         "responses": {
-            str(ok): {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}},
             "default": {
-                "description": "Error",
+                "description": "An error in the API's error shape",
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
             },
+            "200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}},
         },
     }
-    if body is not None:
-        op["requestBody"] = _body(body)
-    if params:
-        op["parameters"] = params
-    if not auth:
-        op["security"] = []
-    return op
+    query = [
+        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+        for name in getattr(view, "query_names", ())
+    ]
+    if parameters or query:
+        operation["parameters"] = parameters + query
+    model = getattr(view, "body_model", None)
+    if model is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _schema_ref(model, components)}},
+        }
+    if getattr(view, "public", False):
+        operation["security"] = []
+    return operation
 
 
-def _query(name: str, required: bool = False) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": required, "schema": {"type": "string"}}
-
-
-_ID = {"name": "conversation_id", "in": "path", "required": True, "schema": {"type": "string"}}
-
-
-def document() -> dict[str, Any]:
-    models = [schemas.DevToken, schemas.RecipientIn, schemas.NewConversation, schemas.NewMessage]
+def document(app: Flask) -> dict[str, Any]:
     components: dict[str, Any] = {"Error": ERROR}
-    for model in models:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        components.update(schema.pop("$defs", {}))
-        components[model.__name__] = schema
+    paths: dict[str, dict[str, Any]] = {}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if not rule.rule.startswith("/api/v1/") or rule.endpoint == "static":
+            continue
+        path, parameters = _path(rule.rule.removeprefix("/api/v1"))
+        view = app.view_functions[rule.endpoint]
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            paths.setdefault(path, {})[method.lower()] = _operation(view, parameters, components)
     return {
         "openapi": "3.1.0",
         "info": {"title": "School instant messaging", "version": "1"},
@@ -82,25 +97,5 @@ def document() -> dict[str, Any]:
             "schemas": components,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
-        "paths": {
-            "/config": {"get": _op("Where clients find the realtime server", auth=False)},
-            "/auth/dev-token": {
-                "post": _op("Development sign-in: a token for a roster user", body=schemas.DevToken, auth=False)
-            },
-            "/me": {"get": _op("The caller, with unread_total")},
-            "/directory/search": {
-                "get": _op("Recipients by name: people, courses, projects", params=[_query("q", True)])
-            },
-            "/conversations": {
-                "get": _op(
-                    "The caller's conversations, newest activity first", params=[_query("cursor"), _query("limit")]
-                ),
-                "post": _op("Start a conversation with a first message", body=schemas.NewConversation, ok=201),
-            },
-            "/conversations/{conversation_id}": {"get": _op("One conversation", params=[_ID])},
-            "/conversations/{conversation_id}/messages": {
-                "get": _op("History, newest first", params=[_ID, _query("cursor"), _query("limit")]),
-                "post": _op("Send a message", body=schemas.NewMessage, params=[_ID], ok=201),
-            },
-        },
+        "paths": paths,
     }

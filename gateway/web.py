@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -38,6 +39,34 @@ def call(service: str, method: str, params: dict[str, Any] | None = None, **kwar
 
 def query(*names: str) -> dict[str, str | None]:
     return {name: request.args.get(name) for name in names}
+
+
+def takes(model: type[BaseModel]) -> Callable[[F], F]:
+    """The view receives its JSON body parsed as `model` (keyword `body`); the OpenAPI document shows it."""
+
+    def wrap(view: F) -> F:
+        @functools.wraps(view)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            return view(*args, body=parse_body(model), **kwargs)
+
+        run.body_model = model  # type: ignore[attr-defined]
+        return run  # type: ignore[return-value]
+
+    return wrap
+
+
+def reads(*names: str) -> Callable[[F], F]:
+    """The view receives these query parameters (keyword `params`); the OpenAPI document lists them."""
+
+    def wrap(view: F) -> F:
+        @functools.wraps(view)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            return view(*args, params=query(*names), **kwargs)
+
+        run.query_names = names  # type: ignore[attr-defined]
+        return run  # type: ignore[return-value]
+
+    return wrap
 
 
 def parse_body(model: type[M]) -> M:

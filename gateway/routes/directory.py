@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, g, request
+from flask import Blueprint, g
 
-from gateway.web import call
+from gateway.web import call, reads
 from shared.errors import AppError
 
 bp = Blueprint("directory", __name__, url_prefix="/api/v1")
@@ -14,6 +14,7 @@ bp = Blueprint("directory", __name__, url_prefix="/api/v1")
 
 @bp.get("/me")
 def me() -> Any:
+    """The caller, with `unread_total` for the badge."""
     users = call("directory", "users.get", {"ids": [g.user_id]})["users"]
     if not users:
         raise AppError("unauthenticated", "Your account is not in the roster.")
@@ -22,5 +23,7 @@ def me() -> Any:
 
 
 @bp.get("/directory/search")
-def directory_search() -> Any:
-    return call("directory", "directory.search", {"q": request.args.get("q", "")})
+@reads("q")
+def directory_search(params: dict[str, Any]) -> Any:
+    """Recipients by name: people, courses and projects within the caller's reach."""
+    return call("directory", "directory.search", {"q": params["q"] or ""})

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway import openapi, schemas
-from gateway.web import parse_body, public, rpc, settings
+from gateway.web import public, rpc, settings, takes
 from shared.auth import issue_token
 from shared.errors import AppError
 
@@ -45,12 +45,14 @@ def metrics() -> Response:
 @bp.get("/api/v1/openapi.json")
 @public
 def openapi_document() -> Any:
-    return openapi.document()
+    """This document."""
+    return openapi.document(current_app)
 
 
 @bp.get("/api/v1/config")
 @public
 def config() -> Any:
+    """Where clients find the realtime server."""
     s = settings()
     realtime = s.realtime_public_url or f"{request.scheme}://{request.host.split(':')[0]}:{s.realtime_port}"
     return {"realtime_url": realtime, "socketio_path": f"/{s.socketio_path.strip('/')}"}
@@ -58,10 +60,11 @@ def config() -> Any:
 
 @bp.post("/api/v1/auth/dev-token")
 @public
-def dev_token() -> Any:
+@takes(schemas.DevToken)
+def dev_token(body: schemas.DevToken) -> Any:
+    """Development sign-in: a token for a roster user (only where development sign-in is on)."""
     if not settings().dev_login:
         raise AppError("not_found", "Nothing here.")
-    body = parse_body(schemas.DevToken)
     users = rpc().call("directory", "users.get", {"ids": [body.user_id]})["users"]
     if not users:
         raise AppError("not_found", "No such user.")
