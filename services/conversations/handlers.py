@@ -155,16 +155,17 @@ def methods(settings: Settings) -> dict[str, Method]:
     def preview(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         return resolve(directory, _me(caller), params.get("recipients")).decision.to_dict()
 
-    def create(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
-        me = _me(caller)
-        _refuse_attachments(params)
+    def start(me: str, params: dict[str, Any], source: Any = None) -> dict[str, Any]:
+        """A new conversation (or a post into a course's own) for a first message or a forwarded one."""
         client_id = domain.check_client_id(params.get("client_id"))
-        body = domain.check_body(params.get("body"))
+        body = source.body if source is not None else domain.check_body(params.get("body"))
         name = domain.check_name(params["name"]) if params.get("name") is not None else None
         resolved = resolve(directory, me, params.get("recipients"))
         mode = domain.choose_mode(resolved.decision, params.get("mode"))
         fingerprint = domain.request_hash("start", params.get("recipients"), mode, body, name)
         plan = Plan(caller=resolved.me, mode=mode, people={}, name=name)
+        if source is not None:
+            plan.attachments, plan.forwarded_from = source.attachments, source.id
         if mode == "group_conversation":
             group, group_name, members = resolved.groups[0]
             if not directory.course_messaging(group.kind, group.id):
@@ -177,6 +178,11 @@ def methods(settings: Settings) -> dict[str, Method]:
             plan.people = directory.users(resolved.unique)
         result = write(lambda s: do_start(s, plan, body, client_id, fingerprint))
         return {**result, "conversation": linked(result["conversation"])}
+
+    def create(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
+        me = _me(caller)
+        _refuse_attachments(params)
+        return start(me, params)
 
     def list_conversations(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         me = _me(caller)
@@ -223,15 +229,7 @@ def methods(settings: Settings) -> dict[str, Method]:
                 lambda s: {"message": actions.do_forward_to_conversation(s, me, message_id, params["conversation_id"])}
             )
         source = read(lambda s: actions.access_forwardable(s, me, message_id))
-        return create(
-            caller,
-            {
-                "recipients": params.get("recipients"),
-                "mode": params.get("mode"),
-                "body": source.body,
-                "name": params.get("name"),
-            },
-        )
+        return start(me, params, source)
 
     def mark_read(caller: Caller | None, params: dict[str, Any]) -> dict[str, int]:
         me = _me(caller)

@@ -40,6 +40,9 @@ class Plan:
     group_name: str | None = None
     group_members: list[str] = field(default_factory=list)
     name: str | None = None
+    # A forwarded message keeps its files (by reference) and says where it came from.
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    forwarded_from: uuid.UUID | None = None
 
 
 def _insert_conversation(session: Connection, **values: Any) -> uuid.UUID:
@@ -167,7 +170,16 @@ def do_start(session: Connection, plan: Plan, body: str, client_id: str | None, 
         raise AppError("conversation_closed", "This conversation is closed. No new messages can be sent.")
     if created:
         announce_created(session, conversation_id, created)
-    message = store_message(session, me, conversation_id, body, client_id=client_id, fingerprint=fingerprint)
+    message = store_message(
+        session,
+        me,
+        conversation_id,
+        body,
+        client_id=client_id,
+        fingerprint=fingerprint,
+        attachments=plan.attachments,
+        forwarded_from=plan.forwarded_from,
+    )
     return {"conversation": conversation_view(access_conversation(session, me, conversation_id)), "message": message}
 
 
@@ -188,7 +200,16 @@ def _start_individual(
         text("INSERT INTO batch_recipients (batch_id, user_id, conversation_id) VALUES (:batch, :user, :cid)"), rows
     )
     announce_created(session, batch_id, [me])
-    message = send_to_batch(session, me, batch_id, body, client_id, fingerprint)
+    message = send_to_batch(
+        session,
+        me,
+        batch_id,
+        body,
+        client_id,
+        fingerprint,
+        attachments=plan.attachments,
+        forwarded_from=plan.forwarded_from,
+    )
     return {"conversation": conversation_view(access_conversation(session, me, batch_id)), "message": message}
 
 
