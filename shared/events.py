@@ -46,10 +46,58 @@ CATALOGUE: dict[str, EventType] = {
             "A roster bundle was applied; counts per entity of what changed.",
         ),
         EventType(
+            "directory.messaging.changed",
+            ("user_ids", "course_ids", "messaging_enabled"),
+            "A messaging block was created or removed: the users whose effective state changed (an "
+            "organisation block lists its members; at most 1,000 ids an event) or the course, and the new state.",
+        ),
+        EventType(
+            "directory.rule.changed",
+            ("org_id", "student_policy"),
+            "An organisation's communication rule for students was set (`student_policy` null: removed, "
+            "the organisation inherits again).",
+        ),
+        EventType(
             "conversations.conversation.created",
             ("conversation",),
             "A conversation came into being; `conversation` is its summary.",
             "conversation.created",
+        ),
+        EventType(
+            "conversations.conversation.updated",
+            ("conversation_id", "changes"),
+            "A conversation was renamed, closed, reopened, deleted or restored; `changes` holds the new values.",
+            "conversation.updated",
+        ),
+        EventType(
+            "conversations.participant.added",
+            ("conversation_id", "participant"),
+            "Someone joined a conversation; the audience includes them.",
+            "participant.added",
+        ),
+        EventType(
+            "conversations.participant.removed",
+            ("conversation_id", "user_id", "reason"),
+            "Someone left or was removed (reason: left, removed, unenrolled); the audience includes them.",
+            "participant.removed",
+        ),
+        EventType(
+            "conversations.message.updated",
+            ("message", "conversation_id"),
+            "A message was edited.",
+            "message.updated",
+        ),
+        EventType(
+            "conversations.message.deleted",
+            ("message", "conversation_id"),
+            "A message was deleted; `message` carries `deleted` and no content.",
+            "message.deleted",
+        ),
+        EventType(
+            "conversations.unread.updated",
+            ("conversation_id", "unread_count", "unread_total"),
+            "A user's unread count changed by their own doing (read, mark unread); audience: that user.",
+            "unread.updated",
         ),
         EventType(
             "conversations.message.created",

@@ -15,7 +15,7 @@ from services.conversations.views import with_participants_link
 from shared.config import Settings
 from shared.cursor import Cursors
 from shared.db import transaction
-from shared.errors import AppError, not_found, validation
+from shared.errors import AppError, validation
 from shared.rpc import Caller, Method, RpcClient
 
 T = TypeVar("T")
@@ -58,9 +58,10 @@ class Directory:
             found.update({u["id"]: u for u in self.rpc.call("directory", "users.get", {"ids": chunk})["users"]})
         return found
 
-    def members(self, kind: str, group_id: str) -> tuple[str, list[str]]:
-        result = self.rpc.call("directory", "groups.members", {"kind": kind, "id": group_id})
-        return result.get("name") or group_id, [m["user_id"] for m in result["members"]]
+    def members(self, caller_id: str, kind: str, group_id: str) -> tuple[str, list[str]]:
+        """A course's or project's name and members; `not_found` unless the caller belongs or governs it."""
+        result = self.rpc.call("directory", "groups.members", {"kind": kind, "id": group_id}, caller=caller_id)
+        return result["name"], [m["user_id"] for m in result["members"]]
 
     def check_contacts(self, caller_id: str, ids: list[str]) -> dict[str, Any]:
         return self.rpc.call("directory", "policy.check_contacts", {"recipient_ids": ids}, caller=caller_id)
@@ -85,9 +86,7 @@ def resolve(directory: Directory, me: str, raw_recipients: Any) -> Resolved:
     groups = []
     for r in recipients:
         if r.type in domain.GROUP_KINDS:
-            name, members = directory.members(r.type, r.id)
-            if me not in members and users[me]["role"] != "admin":
-                raise not_found(r.type)  # courses one is not part of stay as hidden as missing ones
+            name, members = directory.members(me, r.type, r.id)
             groups.append((domain.Group(r.type, r.id, len([m for m in members if m != me])), name, members))
     unique = list(dict.fromkeys([*person_ids, *(m for _, _, ms in groups for m in ms if m != me)]))
     decision = domain.decide(len(person_ids), [g for g, _, _ in groups], len(unique))

@@ -1,6 +1,9 @@
-"""The directory's tables: the roster as the platform keeps it, plus blocks, rules and privileges to come."""
+"""The directory's tables: the roster as the platform keeps it, plus blocks, rules and privileges."""
 
 from __future__ import annotations
+
+import uuid
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -83,3 +86,43 @@ class ProjectMember(Base):
     user_id: Mapped[str] = mapped_column(primary_key=True, index=True)
     roster_role: Mapped[str]
     role: Mapped[str]
+
+
+class MessagingBlock(Base):
+    """Messaging turned off for a user, an organisation (and all under it) or a course (OneRoster class)."""
+
+    __tablename__ = "messaging_blocks"
+    __table_args__ = (
+        sa.UniqueConstraint("target_kind", "target_id", name="messaging_blocks_target"),
+        sa.CheckConstraint("target_kind IN ('user', 'org', 'course')", name="messaging_blocks_target_kind"),
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, server_default=sa.text("gen_random_uuid()"))
+    target_kind: Mapped[str]
+    target_id: Mapped[str]
+    created_by: Mapped[str]
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+
+
+class CommunicationRule(Base):
+    """Whom students of an organisation (and of those under it without a rule of their own) may contact."""
+
+    __tablename__ = "communication_rules"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "student_policy IN ('anyone', 'courses', 'teachers')", name="communication_rules_student_policy"
+        ),
+    )
+    org_id: Mapped[str] = mapped_column(primary_key=True)
+    student_policy: Mapped[str]
+    updated_by: Mapped[str]
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+
+
+class Privilege(Base):
+    """A privilege granted to an administrator, e.g. mass_messaging."""
+
+    __tablename__ = "privileges"
+    user_id: Mapped[str] = mapped_column(primary_key=True)
+    privilege: Mapped[str] = mapped_column(primary_key=True)
+    granted_by: Mapped[str]
+    granted_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())

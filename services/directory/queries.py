@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, text
 
+from services.directory.facts import load_expanded_blocks
+from services.directory.policy import user_blocked
 from shared.errors import AppError, validation
 
 SEARCH_LIMIT = 20
@@ -14,7 +17,7 @@ SEARCH_LIMIT = 20
 _USER_COLUMNS = "sourced_id, given_name, family_name, role, title, enabled, org_ids"
 
 
-def user_view(row: Any) -> dict[str, Any]:
+def user_view(row: Any, *, messaging_enabled: bool) -> dict[str, Any]:
     return {
         "id": row.sourced_id,
         "name": f"{row.given_name} {row.family_name}".strip(),
@@ -25,7 +28,17 @@ def user_view(row: Any) -> dict[str, Any]:
         "avatar_url": None,
         "org_ids": list(row.org_ids),
         "enabled": row.enabled,
+        "messaging_enabled": messaging_enabled,
     }
+
+
+def user_views(session: Connection, rows: Iterable[Any]) -> list[dict[str, Any]]:
+    """Users as the API shows them, with their effective messaging state: one more query per batch."""
+    rows = list(rows)
+    if not rows:
+        return []
+    blocks, tree = load_expanded_blocks(session, [r.sourced_id for r in rows])
+    return [user_view(r, messaging_enabled=not user_blocked(r.sourced_id, r.org_ids, blocks, tree)) for r in rows]
 
 
 def get_users(session: Connection, ids: list[str]) -> list[dict[str, Any]]:
@@ -34,7 +47,7 @@ def get_users(session: Connection, ids: list[str]) -> list[dict[str, Any]]:
     rows = session.execute(
         text(f"SELECT {_USER_COLUMNS} FROM users WHERE sourced_id = ANY(:ids)"), {"ids": list(set(ids))}
     )
-    return [user_view(r) for r in rows]
+    return user_views(session, rows)
 
 
 def access_user(session: Connection, user_id: str) -> dict[str, Any]:
@@ -95,7 +108,7 @@ def search(session: Connection, caller_id: str, q: str, limit: int = SEARCH_LIMI
     )
     reach = {"me": caller_id, "is_admin": caller["role"] == "admin", "scope": scope}
     return {
-        "people": [{"type": "user", **user_view(r)} for r in people],
+        "people": [{"type": "user", **view} for view in user_views(session, people)],
         "courses": _search_groups(session, "course", pattern, reach, limit),
         "projects": _search_groups(session, "project", pattern, reach, limit),
     }
@@ -138,14 +151,29 @@ def _search_groups(
     return [{"type": kind, "id": r.sourced_id, "name": r.title, "member_count": r.member_count} for r in rows]
 
 
-def group_members(session: Connection, kind: str, group_id: str) -> list[dict[str, str]]:
-    """Members of a course (OneRoster class) or project, with their role there."""
+def group_members(session: Connection, kind: str, group_id: str, caller_id: str | None = None) -> dict[str, Any]:
+    """A course (OneRoster class) or project: its name and members with their role there.
+
+    With a caller, only for its members and the administrators of its school; anyone else
+    gets the same `not_found` as for a group that does not exist.
+    """
+    from services.directory import policy
+    from services.directory.facts import load_people, load_tree
+
     g = GROUPS.get(kind)
     if g is None:
         raise validation("kind must be course or project.", field="kind")
-    if session.execute(text(f"SELECT 1 FROM {g.table} WHERE sourced_id = :id"), {"id": group_id}).first() is None:
+    group = session.execute(
+        text(f"SELECT title, school_id FROM {g.table} WHERE sourced_id = :id"), {"id": group_id}
+    ).first()
+    if group is None:
         raise AppError("not_found", f"No such {kind}.")
     rows = session.execute(
         text(f"SELECT user_id, role FROM {g.members} WHERE {g.key} = :id ORDER BY user_id"), {"id": group_id}
-    )
-    return [{"user_id": r.user_id, "role": r.role} for r in rows]
+    ).all()
+    members = [{"user_id": r.user_id, "role": r.role} for r in rows]
+    if caller_id is not None and caller_id not in {m["user_id"] for m in members}:
+        caller = load_people(session, [caller_id]).get(caller_id)
+        if caller is None or group.school_id not in policy.admin_scope(caller, load_tree(session)):
+            raise AppError("not_found", f"No such {kind}.")
+    return {"name": group.title, "members": members}

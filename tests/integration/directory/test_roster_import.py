@@ -118,3 +118,14 @@ def test_members_of_a_course_and_a_project_are_listed_with_their_roles(db: Setti
         with pytest.raises(AppError) as info:
             rpc["groups.members"](None, params)
         assert info.value.code == code
+
+
+def test_a_group_is_shown_to_its_members_and_its_schools_admins_only(db: Settings, demo_roster: Path) -> None:
+    import_roster(db.database_url("directory"), demo_roster)
+    members = methods(db)["groups.members"]
+    assert members(Caller("user-s-0001"), {"kind": "course", "id": "class-001"})["name"] == "Math 9B"
+    assert members(Caller("user-a-002"), {"kind": "course", "id": "class-001"})["members"]
+    for outsider in ("user-a-001", "user-s-0900"):  # another school's principal, a student elsewhere
+        with pytest.raises(AppError) as info:
+            members(Caller(outsider), {"kind": "course", "id": "class-001"})
+        assert info.value.code == "not_found"
