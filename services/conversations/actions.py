@@ -208,7 +208,27 @@ def do_send_message(
     check_open(conversation)
     if conversation.type == "individual_batch":
         return send_to_batch(session, caller_id, conversation.id, text_body, client_id, fingerprint)
-    return store_message(session, caller_id, conversation.id, text_body, client_id=client_id, fingerprint=fingerprint)
+    message = store_message(
+        session, caller_id, conversation.id, text_body, client_id=client_id, fingerprint=fingerprint
+    )
+    return with_notices(session, conversation, caller_id, message)
+
+
+def with_notices(session: Connection, conversation: Any, caller_id: str, message: dict[str, Any]) -> dict[str, Any]:
+    """In a course or project conversation, tell the sender which members cannot receive it (seed 7.4)."""
+    if conversation.type not in domain.GROUP_KINDS:
+        return message
+    rows = session.execute(
+        text(
+            "SELECT p.user_id, pp.name FROM participants p JOIN people pp ON pp.user_id = p.user_id "
+            "WHERE p.conversation_id = :cid AND p.user_id <> :me AND NOT pp.enabled ORDER BY pp.name"
+        ),
+        {"cid": conversation.id, "me": caller_id},
+    ).all()
+    if not rows:
+        return message
+    notice = domain.members_unavailable([r.name for r in rows], [r.user_id for r in rows])
+    return {**message, "notices": [notice]}
 
 
 # One round trip for the hot path: number the message (locking the conversation row, so sends

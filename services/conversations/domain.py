@@ -244,3 +244,14 @@ def check_name(name: Any) -> str:
     if len(name) > 100:
         raise validation("A conversation name can be at most 100 characters.", field="name")
     return name
+
+
+def members_unavailable(names: list[str], user_ids: list[str]) -> dict[str, Any]:
+    """The notice a sender gets when some members of a course cannot receive messages."""
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    count = f"{len(names)} member{'s' if len(names) != 1 else ''}"
+    return {
+        "code": "members_unavailable",
+        "message": f"{count} cannot receive messages: {shown}.",
+        "user_ids": user_ids,
+    }

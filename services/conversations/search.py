@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -118,9 +118,10 @@ _TSQUERY = text(
     """
 )
 
-_MY_CONVERSATIONS = text(
+# How much there is to search, and when the caller's conversations last saw a message.
+_MY_VOLUME = text(
     """
-    SELECT coalesce(array_agg(c.id), '{}') AS ids, coalesce(sum(c.last_seq), 0) AS volume
+    SELECT count(*) AS conversations, coalesce(sum(c.last_seq), 0) AS messages, max(c.last_activity_at) AS latest
     FROM participants me JOIN conversations c ON c.id = me.conversation_id
     WHERE me.user_id = :me AND c.type <> 'mass'
     """
@@ -136,7 +137,11 @@ _IN_CONVERSATION = text(
 
 
 def _newest_per_conversation(*, bounded: bool, after_cursor: bool) -> Any:
-    """Each of the caller's conversations once, with its newest match; newest first."""
+    """Each of the caller's conversations once, with its newest match; newest first.
+
+    Membership is a subquery, not an array of ids: planning `= ANY(<2,000 ids>)` costs 4 ms a
+    statement (the planner estimates each element), the semi-join half a millisecond.
+    """
     since = " AND m.created_at >= :since" if bounded else ""
     before = " WHERE (created_at, conversation_id) < (:at, :after_id)" if after_cursor else ""
     return text(
@@ -144,7 +149,10 @@ def _newest_per_conversation(*, bounded: bool, after_cursor: bool) -> Any:
         SELECT conversation_id, id, created_at FROM (
             SELECT DISTINCT ON (m.conversation_id) m.conversation_id, m.id, m.created_at
             FROM messages m
-            WHERE m.conversation_id = ANY(:ids) AND m.search @@ CAST(:tsq AS tsquery) AND m.deleted IS NULL{since}
+            WHERE m.conversation_id IN (
+                    SELECT me.conversation_id FROM participants me JOIN conversations c ON c.id = me.conversation_id
+                    WHERE me.user_id = :me AND c.type <> 'mass')
+                AND m.search @@ CAST(:tsq AS tsquery) AND m.deleted IS NULL{since}
             ORDER BY m.conversation_id, m.seq DESC
         ) AS newest{before}
         ORDER BY created_at DESC, conversation_id DESC
@@ -167,6 +175,10 @@ _WITH_SNIPPETS = text(
 
 def _tsquery(session: Connection, query: str) -> str | None:
     """The tsquery for a checked query; None when PostgreSQL finds no word in it."""
+    # How many messages a word matches decides the plan (walk recent messages, or read the
+    # GIN index): psycopg prepares statements it sees often, and a generic plan would not
+    # know the word. Custom plans, for the rest of this transaction only.
+    session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     return session.execute(_TSQUERY, {"q": query, "min_prefix": MIN_PREFIX_CHARS}).scalar_one()
 
 
@@ -216,6 +228,7 @@ def search_conversation(
 
 def _newest_matches(
     session: Connection,
+    caller_id: str,
     tsq: str,
     mine: Any,
     after: tuple[datetime, uuid.UUID] | None,
@@ -223,17 +236,19 @@ def _newest_matches(
 ) -> list[Any]:
     """Up to `n` conversations with their newest match (older than `after`), newest first.
 
-    For a common word the newest matches are recent: the query looks back one hour, then
-    wider, and stops at the first window holding `n` conversations. Correct at every step: a
-    conversation with a match in [since, now) has its newest match there, and every other
-    conversation's newest match is older than `since`, so it would sort after all of them.
+    For a common word the newest matches are recent: the query looks back an hour from the
+    caller's latest activity, then wider, and stops at the first window holding `n`
+    conversations. Correct at every step: a conversation with a match since `since` has its
+    newest match there, and any other conversation's newest match is older than `since`, so
+    it sorts after all of them.
     """
-    params: dict[str, Any] = {"ids": list(mine.ids), "tsq": tsq, "n": n}
+    params: dict[str, Any] = {"me": caller_id, "tsq": tsq, "n": n}
+    anchor = mine.latest
     if after is not None:
         params["at"], params["after_id"] = after
-    anchor = after[0] if after is not None else datetime.now(UTC)
+        anchor = min(anchor, after[0])
     rows: list[Any] = []
-    for since in windows(int(mine.volume), anchor):
+    for since in windows(int(mine.messages), anchor):
         statement = _NEWEST[(since is not None, after is not None)]
         rows = session.execute(statement, {**params, "since": since}).all()
         if len(rows) >= n:
@@ -255,10 +270,10 @@ def search_all(
     tsq = _tsquery(session, query)
     if tsq is None:
         return _empty()
-    mine = session.execute(_MY_CONVERSATIONS, {"me": caller_id}).one()
-    if not mine.ids:
+    mine = session.execute(_MY_VOLUME, {"me": caller_id}).one()
+    if not mine.conversations:
         return _empty()
-    rows = _newest_matches(session, tsq, mine, after, limit + 1)
+    rows = _newest_matches(session, caller_id, tsq, mine, after, limit + 1)
     page = rows[:limit]
     if not page:
         return _empty()

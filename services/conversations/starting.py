@@ -21,6 +21,7 @@ from services.conversations.actions import (
     send_to_batch,
     store_message,
     upsert_people,
+    with_notices,
 )
 from services.conversations.views import conversation_view, message_view
 from shared.errors import AppError
@@ -180,7 +181,11 @@ def do_start(session: Connection, plan: Plan, body: str, client_id: str | None, 
         attachments=plan.attachments,
         forwarded_from=plan.forwarded_from,
     )
-    return {"conversation": conversation_view(access_conversation(session, me, conversation_id)), "message": message}
+    conversation = access_conversation(session, me, conversation_id)
+    return {
+        "conversation": conversation_view(conversation),
+        "message": with_notices(session, conversation, me, message),
+    }
 
 
 def _start_individual(

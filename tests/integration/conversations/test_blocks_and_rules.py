@@ -112,3 +112,16 @@ def test_a_schools_rule_limits_whom_students_may_start_a_conversation_with(api: 
     group = api.start(TEACHER, STUDENT, "user-t-002", mode="group")["conversation"]["id"]
     added = _refusal(lambda: api.call(STUDENT, "participants.add", conversation_id=group, user_ids=[OTHER]))
     assert added.code == "communication_rule"
+
+
+def test_a_course_message_tells_the_sender_which_members_cannot_receive_it(api: Api, admin, following) -> None:
+    cid = api.start(TEACHER, ("course", "class-001"), mode="group", body="Welcome")["conversation"]["id"]
+    _block(admin, user_id=STUDENT)
+
+    def noticed() -> bool:
+        sent = api.send(TEACHER, cid, "Homework is up")
+        return any(n["code"] == "members_unavailable" and STUDENT in n["user_ids"] for n in sent.get("notices", []))
+
+    assert wait_for(noticed)
+    notice = api.send(TEACHER, cid, "One more")["notices"][0]
+    assert notice["message"].startswith("1 member cannot receive messages: ")
