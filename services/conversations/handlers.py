@@ -250,16 +250,7 @@ def methods(settings: Settings) -> dict[str, Method]:
         me = _me(caller)
         user_ids = [u for u in membership.check_user_ids(params.get("user_ids")) if u != me]
         # Look before asking the directory: strangers learn nothing about the conversation.
-        read(
-            lambda s: domain.check_action(
-                membership._can(
-                    actions.access_conversation(  # noqa: SLF001
-                        s, me, params.get("conversation_id")
-                    )
-                ),
-                "add_participants",
-            )
-        )
+        read(lambda s: membership.check_may(s, me, params.get("conversation_id"), "add_participants"))
         users = directory.users(user_ids)
         missing = [u for u in user_ids if u not in users]
         if missing:

@@ -25,8 +25,15 @@ _PARTICIPANTS = """
 """
 
 
-def _can(conversation: Any) -> list[str]:
+def actions_for(conversation: Any) -> list[str]:
     return conversation_view(conversation)["can"]
+
+
+def check_may(session: Connection, caller_id: str, conversation_id: Any, action: str) -> Any:
+    """The conversation, if the caller takes part and may take `action` there."""
+    conversation = access_conversation(session, caller_id, conversation_id)
+    domain.check_action(actions_for(conversation), action)
+    return conversation
 
 
 def list_participants(session: Connection, caller_id: str, conversation_id: Any) -> dict[str, Any]:
@@ -81,8 +88,7 @@ def do_add_participants(
     """Any participant of an open group adds people (already vetted by the directory)."""
     from services.conversations.actions import upsert_people
 
-    conversation = access_conversation(session, caller_id, conversation_id)
-    domain.check_action(_can(conversation), "add_participants")
+    conversation = check_may(session, caller_id, conversation_id, "add_participants")
     upsert_people(session, people)
     added = add_participants(session, conversation.id, [p["id"] for p in people], "member")
     announce_joined(session, conversation.id, added)
@@ -91,8 +97,7 @@ def do_add_participants(
 
 def do_remove_participant(session: Connection, caller_id: str, conversation_id: Any, user_id: str) -> dict[str, Any]:
     """Teachers and admins remove someone from a group conversation they take part in."""
-    conversation = access_conversation(session, caller_id, conversation_id)
-    domain.check_action(_can(conversation), "remove_participants")
+    conversation = check_may(session, caller_id, conversation_id, "remove_participants")
     if user_id == caller_id:
         raise AppError("not_allowed", "Use leave to leave a conversation.", {"action": "remove_participants"})
     row = session.execute(
@@ -108,8 +113,7 @@ def do_remove_participant(session: Connection, caller_id: str, conversation_id: 
 
 
 def do_leave(session: Connection, caller_id: str, conversation_id: Any) -> dict[str, Any]:
-    conversation = access_conversation(session, caller_id, conversation_id)
-    domain.check_action(_can(conversation), "leave")
+    conversation = check_may(session, caller_id, conversation_id, "leave")
     _remove(session, conversation.id, caller_id, "left")
     return {"left": True}
 
@@ -131,16 +135,14 @@ def _update(session: Connection, caller_id: str, conversation: Any, changes: dic
 
 
 def do_rename(session: Connection, caller_id: str, conversation_id: Any, name: Any) -> dict[str, Any]:
-    conversation = access_conversation(session, caller_id, conversation_id)
-    domain.check_action(_can(conversation), "rename")
+    conversation = check_may(session, caller_id, conversation_id, "rename")
     return _update(session, caller_id, conversation, {"name": domain.check_name(name)})
 
 
 def do_set_status(session: Connection, caller_id: str, conversation_id: Any, action: str) -> dict[str, Any]:
     """close, reopen, delete (course and project conversations) or restore; history stays readable."""
     status = {"close": "closed", "reopen": "open", "delete": "deleted", "restore": "open"}[action]
-    conversation = access_conversation(session, caller_id, conversation_id)
-    domain.check_action(_can(conversation), action)
+    conversation = check_may(session, caller_id, conversation_id, action)
     if action == "restore" and conversation.group_id is not None:
         live = session.execute(
             text(
