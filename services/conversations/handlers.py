@@ -10,6 +10,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
 from services.conversations import actions, domain, membership
+from services.conversations.search import search_methods
 from services.conversations.starting import Plan, do_start
 from services.conversations.views import with_participants_link
 from shared.config import Settings
@@ -305,4 +306,5 @@ def methods(settings: Settings) -> dict[str, Method]:
         "read.mark": mark_read,
         "read.unmark": mark_unread,
         "unread.total": unread_total,
+        **search_methods(settings),
     }

@@ -21,13 +21,20 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, text
 
 from services.conversations.actions import access_participation, check_limit
-from services.conversations.views import CONVERSATION_SELECT, MESSAGE_SELECT, conversation_view, message_view
+from services.conversations.views import (
+    CONVERSATION_SELECT,
+    MESSAGE_SELECT,
+    conversation_view,
+    message_view,
+    with_participants_link,
+)
 from shared.config import Settings
 from shared.cursor import Cursors
 from shared.db import transaction
@@ -35,14 +42,20 @@ from shared.errors import AppError, validation
 from shared.rpc import Caller, Method
 
 MAX_QUERY_CHARS = 200
-# A one-letter prefix matches a large part of every vocabulary: the last word must have two.
-MIN_PREFIX_CHARS = 2
-# Across conversations, look at recent messages first and widen by these steps (hours), so a
-# common word is answered from the last hours instead of from every match ever written.
-WINDOW_HOURS = (1, 4, 16, 64, 256, 1024, 4096)
-# Below this many messages in the caller's conversations one query over all of them is cheap.
-WINDOWED_ABOVE = 20_000
-HEADLINE_OPTIONS = (
+# A short prefix matches a large part of any vocabulary (and defeats the planner's estimates):
+# the last word matches as a prefix from three characters on.
+MIN_PREFIX_CHARS = 3
+# Across conversations (see `choose_plan`): reading this many matches from the GIN index is
+# cheap (a few milliseconds); so is testing this many messages of the caller's one by one.
+FEW_MATCHES = 3_000
+SMALL_VOLUME = 20_000
+# Otherwise look at recent messages first, widening by these steps (hours); past the last,
+# reading every match costs no more than reading six weeks of everyone's messages.
+WINDOW_HOURS = (1, 4, 16, 64, 256, 1024)
+# A short message is shown whole, a long one as up to two fragments around the matches.
+SHORT_SNIPPET_CHARS = 240
+WHOLE = "StartSel=<mark>, StopSel=</mark>, HighlightAll=true"
+FRAGMENTS = (
     'StartSel=<mark>, StopSel=</mark>, MaxWords=24, MinWords=10, ShortWord=2, MaxFragments=2, FragmentDelimiter=" … "'
 )
 
@@ -85,21 +98,54 @@ def seq_position(position: list[Any] | None) -> int | None:
         raise AppError("invalid_cursor", _INVALID_CURSOR) from None
 
 
-def activity_position(position: list[Any] | None) -> tuple[datetime, uuid.UUID] | None:
+@dataclass(frozen=True, slots=True)
+class After:
+    """Where the next page of a search across conversations starts: below the last item shown,
+    trying first the window that filled the previous page (smaller ones would not)."""
+
+    at: datetime
+    conversation_id: uuid.UUID
+    window: int
+
+    def position(self) -> list[Any]:
+        return [self.at.isoformat(), str(self.conversation_id), self.window]
+
+
+def activity_position(position: list[Any] | None) -> After | None:
     if position is None:
         return None
     try:
-        at, conversation_id = position
-        return datetime.fromisoformat(at), uuid.UUID(conversation_id)
+        at, conversation_id, window = position
+        after = After(datetime.fromisoformat(at), uuid.UUID(conversation_id), window)
     except (TypeError, ValueError, AttributeError):
         raise AppError("invalid_cursor", _INVALID_CURSOR) from None
+    if type(window) is not int or not 0 <= window <= len(WINDOW_HOURS) or after.at.tzinfo is None:
+        raise AppError("invalid_cursor", _INVALID_CURSOR)
+    return after
 
 
-def windows(volume: int, anchor: datetime) -> list[datetime | None]:
-    """The lower time bounds to try in turn (None: no bound); only one, unbounded, for a small volume."""
-    if volume <= WINDOWED_ABOVE:
-        return [None]
-    return [anchor - timedelta(hours=h) for h in WINDOW_HOURS] + [None]
+def choose_plan(estimated_matches: int, volume: int) -> str:
+    """How to find each conversation's newest match, by what it costs to read.
+
+    "index": few messages match anywhere, so read them all from the GIN index. "scan": the
+    caller's conversations hold few messages, so test each of them. "windows": many matches
+    in much history, so look at recent messages first (a common word is answered from hours).
+    """
+    if estimated_matches <= FEW_MATCHES:
+        return "index"
+    if volume <= SMALL_VOLUME:
+        return "scan"
+    return "windows"
+
+
+def last_resort(estimated_matches: int, volume: int) -> str:
+    """When no window held a page: read every match, or every message of the caller's, the fewer."""
+    return "index" if estimated_matches <= volume else "scan"
+
+
+def windows(anchor: datetime, start: int = 0) -> list[tuple[int, datetime]]:
+    """The windows to try in turn, from `start`: (number, lower time bound), widening."""
+    return [(i, anchor - timedelta(hours=h)) for i, h in enumerate(WINDOW_HOURS) if i >= start]
 
 
 # Queries ------------------------------------------------------------------------------------
@@ -118,8 +164,9 @@ _TSQUERY = text(
     """
 )
 
-# How much there is to search, and when the caller's conversations last saw a message.
-_MY_VOLUME = text(
+# How many of the caller's conversations are searchable, how many messages they hold, and
+# when the latest of them was active.
+_MINE = text(
     """
     SELECT count(*) AS conversations, coalesce(sum(c.last_seq), 0) AS messages, max(c.last_activity_at) AS latest
     FROM participants me JOIN conversations c ON c.id = me.conversation_id
@@ -136,55 +183,95 @@ _IN_CONVERSATION = text(
 )
 
 
-def _newest_per_conversation(*, bounded: bool, after_cursor: bool) -> Any:
-    """Each of the caller's conversations once, with its newest match; newest first.
+def _newest_per_conversation(source: str, *, after_cursor: bool) -> Any:
+    """Each of the caller's conversations once, with its newest match; newest first; no mass messages.
 
-    Membership is a subquery, not an array of ids: planning `= ANY(<2,000 ids>)` costs 4 ms a
-    statement (the planner estimates each element), the semi-join half a millisecond.
+    `source` "index": PostgreSQL reads the matches from the GIN index. "since": it reads the
+    messages of a time window and tests each. "scan": per conversation, it walks back from the
+    newest message to the first match (a few steps for a common word). OFFSET 0 keeps the word
+    test out of the reads: the planner underestimates reading the GIN index for a common word
+    (20 ms for 180,000 matches) and would combine it with the window or repeat it per
+    conversation. Membership is a subquery (`= ANY(<2,000 ids>)` costs 4 ms of planning).
     """
-    since = " AND m.created_at >= :since" if bounded else ""
+    words = "search @@ CAST(:tsq AS tsquery)"
+    mine = "conversation_id IN (SELECT conversation_id FROM participants WHERE user_id = :me)"
+    if source == "scan":
+        newest = f"""
+            SELECT me.conversation_id, hit.id, hit.created_at
+            FROM participants me JOIN conversations c ON c.id = me.conversation_id AND c.type <> 'mass'
+            CROSS JOIN LATERAL (
+                SELECT id, created_at FROM (
+                    SELECT id, created_at, search FROM messages
+                    WHERE conversation_id = me.conversation_id AND deleted IS NULL
+                    ORDER BY seq DESC OFFSET 0) AS walk
+                WHERE {words} LIMIT 1) AS hit
+            WHERE me.user_id = :me"""
+    else:
+        if source == "index":
+            matches = f"""
+                SELECT conversation_id, id, seq, created_at FROM messages
+                WHERE {mine} AND deleted IS NULL AND {words}"""
+        else:
+            matches = f"""
+                SELECT conversation_id, id, seq, created_at FROM (
+                    SELECT conversation_id, id, seq, created_at, search FROM messages
+                    WHERE {mine} AND deleted IS NULL AND created_at >= :since OFFSET 0) AS candidates
+                WHERE {words}"""
+        newest = f"""
+            SELECT conversation_id, id, created_at FROM (
+                SELECT DISTINCT ON (conversation_id) conversation_id, id, created_at FROM ({matches}) AS m
+                ORDER BY conversation_id, seq DESC) AS per_conversation
+            WHERE NOT EXISTS (
+                SELECT 1 FROM conversations c WHERE c.id = per_conversation.conversation_id AND c.type = 'mass')"""
     before = " WHERE (created_at, conversation_id) < (:at, :after_id)" if after_cursor else ""
     return text(
         f"""
-        SELECT conversation_id, id, created_at FROM (
-            SELECT DISTINCT ON (m.conversation_id) m.conversation_id, m.id, m.created_at
-            FROM messages m
-            WHERE m.conversation_id IN (
-                    SELECT me.conversation_id FROM participants me JOIN conversations c ON c.id = me.conversation_id
-                    WHERE me.user_id = :me AND c.type <> 'mass')
-                AND m.search @@ CAST(:tsq AS tsquery) AND m.deleted IS NULL{since}
-            ORDER BY m.conversation_id, m.seq DESC
-        ) AS newest{before}
+        SELECT conversation_id, id, created_at FROM ({newest}) AS newest{before}
         ORDER BY created_at DESC, conversation_id DESC
         LIMIT :n
         """
     )
 
 
-_NEWEST = {(b, c): _newest_per_conversation(bounded=b, after_cursor=c) for b in (False, True) for c in (False, True)}
+_NEWEST = {
+    (source, after): _newest_per_conversation(source, after_cursor=after)
+    for source in ("index", "since", "scan")
+    for after in (False, True)
+}
+
+# The planner's estimate of how many messages match, from the column's statistics.
+_ESTIMATE = text("EXPLAIN (FORMAT JSON) SELECT 1 FROM messages WHERE search @@ CAST(:tsq AS tsquery)")
 
 _WITH_SNIPPETS = text(
     f"""
-    SELECT v.*, ts_headline('public.im_search', public.im_search_text(s.body, s.attachments),
-                            CAST(:tsq AS tsquery), :options) AS snippet
+    SELECT v.*, CASE WHEN char_length(shown.text) <= :short
+                     THEN ts_headline('public.im_search', shown.text, CAST(:tsq AS tsquery), :whole)
+                     ELSE ts_headline('public.im_search', shown.text, CAST(:tsq AS tsquery), :fragments)
+                END AS snippet
     FROM ({MESSAGE_SELECT} WHERE m.id = ANY(:ids)) AS v JOIN messages s ON s.id = v.id
+    CROSS JOIN LATERAL (SELECT public.im_search_text(s.body, s.attachments) AS text) AS shown
     WHERE s.deleted IS NULL
     """
 )
 
 
 def _tsquery(session: Connection, query: str) -> str | None:
-    """The tsquery for a checked query; None when PostgreSQL finds no word in it."""
-    # How many messages a word matches decides the plan (walk recent messages, or read the
-    # GIN index): psycopg prepares statements it sees often, and a generic plan would not
-    # know the word. Custom plans, for the rest of this transaction only.
+    """The tsquery for a checked query; None when PostgreSQL finds no word in it.
+
+    Also asks for plans made for this very query, for the rest of the transaction: how many
+    messages a word matches decides the plan, and psycopg prepares statements it sees often,
+    whose generic plans would not know the word.
+    """
     session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     return session.execute(_TSQUERY, {"q": query, "min_prefix": MIN_PREFIX_CHARS}).scalar_one()
 
 
 def _messages_with_snippets(session: Connection, tsq: str, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Any]:
     """The message rows with their snippets, by id; one deleted since it matched is left out."""
-    rows = session.execute(_WITH_SNIPPETS, {"ids": list(ids), "tsq": tsq, "options": HEADLINE_OPTIONS}).all()
+    rows = session.execute(
+        _WITH_SNIPPETS,
+        {"ids": list(ids), "tsq": tsq, "short": SHORT_SNIPPET_CHARS, "whole": WHOLE, "fragments": FRAGMENTS},
+    ).all()
     return {r.id: r for r in rows}
 
 
@@ -226,34 +313,34 @@ def search_conversation(
     return {"items": items, "next_cursor": next_cursor}
 
 
-def _newest_matches(
-    session: Connection,
-    caller_id: str,
-    tsq: str,
-    mine: Any,
-    after: tuple[datetime, uuid.UUID] | None,
-    n: int,
-) -> list[Any]:
-    """Up to `n` conversations with their newest match (older than `after`), newest first.
+def _estimated_matches(session: Connection, tsq: str) -> int:
+    return int(session.execute(_ESTIMATE, {"tsq": tsq}).scalar_one()[0]["Plan"]["Plan Rows"])
 
-    For a common word the newest matches are recent: the query looks back an hour from the
-    caller's latest activity, then wider, and stops at the first window holding `n`
-    conversations. Correct at every step: a conversation with a match since `since` has its
-    newest match there, and any other conversation's newest match is older than `since`, so
-    it sorts after all of them.
+
+def _newest_matches(
+    session: Connection, caller_id: str, tsq: str, mine: Any, after: After | None, n: int
+) -> tuple[list[Any], int]:
+    """Up to `n` conversations with their newest match (below `after`), newest first; and the
+    window that found them (`len(WINDOW_HOURS)`: none).
+
+    A window looks back from the caller's latest activity (or the page boundary). Its answer
+    is exact once it holds `n` conversations: a conversation with a match since `since` has its
+    newest match there, and any other conversation's newest match is older, so sorts after.
     """
     params: dict[str, Any] = {"me": caller_id, "tsq": tsq, "n": n}
-    anchor = mine.latest
+    anchor, start, cursor = mine.latest, 0, after is not None
     if after is not None:
-        params["at"], params["after_id"] = after
-        anchor = min(anchor, after[0])
-    rows: list[Any] = []
-    for since in windows(int(mine.messages), anchor):
-        statement = _NEWEST[(since is not None, after is not None)]
-        rows = session.execute(statement, {**params, "since": since}).all()
-        if len(rows) >= n:
-            break
-    return rows
+        params["at"], params["after_id"] = after.at, after.conversation_id
+        anchor, start = min(anchor, after.at), after.window
+    estimated, volume = _estimated_matches(session, tsq), int(mine.messages)
+    how = choose_plan(estimated, volume)
+    if how == "windows":
+        for window, since in windows(anchor, start):
+            rows = session.execute(_NEWEST[("since", cursor)], {**params, "since": since}).all()
+            if len(rows) >= n:
+                return rows, window
+        how = last_resort(estimated, volume)
+    return session.execute(_NEWEST[(how, cursor)], params).all(), len(WINDOW_HOURS)
 
 
 def search_all(
@@ -270,10 +357,10 @@ def search_all(
     tsq = _tsquery(session, query)
     if tsq is None:
         return _empty()
-    mine = session.execute(_MY_VOLUME, {"me": caller_id}).one()
+    mine = session.execute(_MINE, {"me": caller_id}).one()
     if not mine.conversations:
         return _empty()
-    rows = _newest_matches(session, caller_id, tsq, mine, after, limit + 1)
+    rows, window = _newest_matches(session, caller_id, tsq, mine, after, limit + 1)
     page = rows[:limit]
     if not page:
         return _empty()
@@ -297,7 +384,7 @@ def search_all(
     next_cursor = None
     if len(rows) > limit:
         last = page[-1]
-        next_cursor = cursors.encode(caller_id, kind, [last.created_at.isoformat(), str(last.conversation_id)])
+        next_cursor = cursors.encode(caller_id, kind, After(last.created_at, last.conversation_id, window).position())
     return {"items": items, "next_cursor": next_cursor}
 
 
@@ -314,6 +401,7 @@ def search_methods(settings: Settings) -> dict[str, Method]:
     """`search.conversation` {conversation_id, q, cursor, limit} and `search.all` {q, cursor, limit}."""
     url = settings.database_url("conversations")
     cursors = Cursors(settings.cursor_secret)
+    link = settings.course_participants_url
 
     def in_conversation(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         me = _me(caller)
@@ -331,6 +419,10 @@ def search_methods(settings: Settings) -> dict[str, Method]:
     def everywhere(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         me = _me(caller)
         with transaction(url) as session:
-            return search_all(session, cursors, me, params.get("q"), params.get("cursor"), params.get("limit"))
+            page = search_all(session, cursors, me, params.get("q"), params.get("cursor"), params.get("limit"))
+        # Conversations look as they do in the list, course links included.
+        for item in page["items"]:
+            item["conversation"] = with_participants_link(item["conversation"], link)
+        return page
 
     return {"search.conversation": in_conversation, "search.all": everywhere}
