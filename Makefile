@@ -35,6 +35,7 @@ test-e2e: install
 
 bench: install
 	$(PY) -m bench.latency
+	$(PY) -m bench.conversations
 
 lint: install
 	$(PY) -m ruff check .
