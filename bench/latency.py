@@ -156,6 +156,26 @@ def run_phase(
     }
 
 
+def teacher_student_pairs(count: int) -> list[tuple[str, str]]:
+    """Distinct teachers, each with a student of one of their own classes (so rules never refuse them)."""
+    from services.directory.roster.generate import demo_roster_files, zip_files
+    from services.directory.roster.parse import load_bundle
+
+    bundle = load_bundle(zip_files(demo_roster_files()))
+    by_class: dict[str, dict[str, list[str]]] = {}
+    for e in bundle.enrollments:
+        by_class.setdefault(e.class_id, {}).setdefault(e.platform_role, []).append(e.user_id)
+    pairs: list[tuple[str, str]] = []
+    used: set[str] = set()
+    for members in by_class.values():
+        teacher = next((t for t in members.get("teacher", []) if t not in used), None)
+        student = next((s for s in members.get("student", []) if s not in used), None)
+        if teacher and student:
+            used.update((teacher, student))
+            pairs.append((teacher, student))
+    return pairs[:count]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="bench.latency")
     parser.add_argument("--pairs", type=int, default=20)
@@ -182,8 +202,7 @@ def main() -> None:
     try:
         stack.wait_ready([f"http://127.0.0.1:{gateway_port}/readyz", f"http://127.0.0.1:{realtime_port}/readyz"])
         pairs = []
-        for i in range(1, args.pairs + 1):
-            teacher, student = f"user-t-{i:03d}", f"user-s-{i:04d}"
+        for teacher, student in teacher_student_pairs(args.pairs):
             token = issue_token(settings, teacher)
             created = requests.post(
                 f"{api}/conversations",
@@ -191,7 +210,8 @@ def main() -> None:
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=10,
             )
-            created.raise_for_status()
+            if created.status_code != 201:
+                raise RuntimeError(f"{teacher} -> {student}: {created.text}")
             pairs.append({"token": token, "conversation_id": created.json()["conversation"]["id"]})
             receivers.connect(f"http://127.0.0.1:{realtime_port}", issue_token(settings, student))
         run_phase(api, pairs, receivers, 50, 200, "warmup")

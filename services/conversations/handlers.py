@@ -102,6 +102,10 @@ def check_contacts(directory: Directory, me: str, ids: list[str], mode: str) -> 
     refused = verdict["refused"]
     if not refused:
         return
+    unknown = [r["user_id"] for r in refused if r["code"] == "not_found"]
+    if unknown:
+        # Out of reach is told exactly like missing: nobody learns who exists elsewhere.
+        raise AppError("not_found", "No such user.", {"ids": unknown})
     if mode == "direct":
         (one,) = refused
         if one["code"] == "communication_rule":

@@ -125,3 +125,11 @@ def test_a_course_message_tells_the_sender_which_members_cannot_receive_it(api: 
     assert wait_for(noticed)
     notice = api.send(TEACHER, cid, "One more")["notices"][0]
     assert notice["message"].startswith("1 member cannot receive messages: ")
+
+
+def test_someone_out_of_reach_is_as_unknown_as_someone_missing(api: Api) -> None:
+    primary_student = "user-s-0015"  # another school, no shared course with the teacher
+    out_of_reach = _refusal(lambda: api.start(TEACHER, primary_student))
+    missing = _refusal(lambda: api.start(TEACHER, "user-s-9999"))
+    assert out_of_reach.code == missing.code == "not_found"
+    assert out_of_reach.message == missing.message
