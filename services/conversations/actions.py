@@ -365,6 +365,21 @@ def _refresh_preview(session: Connection, message: Any) -> None:
     )
 
 
+def _announce_change(session: Connection, message: Any, event_type: str) -> dict[str, Any]:
+    """After a message changed: keep the list preview true and tell everyone who takes part now."""
+    changed = session.execute(text(MESSAGE_SELECT + " WHERE m.id = :id"), {"id": message.id}).one()
+    _refresh_preview(session, changed)
+    view = message_view(changed)
+    add_event(
+        session,
+        SERVICE,
+        event_type,
+        {"message": view, "conversation_id": str(message.conversation_id)},
+        audience=audience(session, message.conversation_id),
+    )
+    return view
+
+
 def do_edit_message(session: Connection, caller_id: str, message_id: Any, body: Any) -> dict[str, Any]:
     """Change the text of one's own message; everyone sees it edited."""
     message = access_message(session, caller_id, message_id)
@@ -379,17 +394,7 @@ def do_edit_message(session: Connection, caller_id: str, message_id: Any, body: 
         text("UPDATE messages SET body = :body, links = CAST(:links AS jsonb), edited_at = now() WHERE id = :id"),
         {"id": message.id, "body": text_body, "links": to_json(domain.find_links(text_body))},
     )
-    updated = session.execute(text(MESSAGE_SELECT + " WHERE m.id = :id"), {"id": message.id}).one()
-    _refresh_preview(session, updated)
-    view = message_view(updated)
-    add_event(
-        session,
-        SERVICE,
-        "conversations.message.updated",
-        {"message": view, "conversation_id": str(message.conversation_id)},
-        audience=audience(session, message.conversation_id),
-    )
-    return view
+    return _announce_change(session, message, "conversations.message.updated")
 
 
 def do_delete_message(session: Connection, caller_id: str, message_id: Any) -> dict[str, Any]:
@@ -418,17 +423,7 @@ def destroy_message(session: Connection, message: Any, deleted: dict[str, Any]) 
         ),
         {"cid": message.conversation_id, "seq": message.seq},
     )
-    gone = session.execute(text(MESSAGE_SELECT + " WHERE m.id = :id"), {"id": message.id}).one()
-    _refresh_preview(session, gone)
-    view = message_view(gone)
-    add_event(
-        session,
-        SERVICE,
-        "conversations.message.deleted",
-        {"message": view, "conversation_id": str(message.conversation_id)},
-        audience=audience(session, message.conversation_id),
-    )
-    return view
+    return _announce_change(session, message, "conversations.message.deleted")
 
 
 def access_forwardable(session: Connection, caller_id: str, message_id: Any) -> Any:
