@@ -81,7 +81,7 @@ def _block_view(row: Any, target_name: str | None) -> dict[str, Any]:
     }
 
 
-def _messaging_events(
+def messaging_events(
     kind: BlockKind, target_id: str, user_ids: list[str], *, enabled: bool
 ) -> list[tuple[str, dict[str, Any], list[str] | None]]:
     """`directory.messaging.changed` for a course, or for the users whose state changed, in chunks."""
@@ -141,7 +141,7 @@ def do_create_block(session: Connection, caller_id: str, kind: BlockKind, target
         ),
         {"kind": kind, "id": target_id, "by": admin.person.id},
     ).one()
-    add_events(session, SERVICE, _messaging_events(kind, target_id, changed, enabled=False))
+    add_events(session, SERVICE, messaging_events(kind, target_id, changed, enabled=False))
     return {"block": _block_view(row, name), "created": True}
 
 
@@ -162,7 +162,7 @@ def do_delete_block(session: Connection, caller_id: str, block_id: str) -> dict[
         raise forbidden("You can only manage messaging in your own organisations.")
     changed = _changed_by(session, admin.tree, row.target_kind, row.target_id, adding=False)
     session.execute(text("DELETE FROM messaging_blocks WHERE id = :id"), {"id": key})
-    add_events(session, SERVICE, _messaging_events(row.target_kind, row.target_id, changed, enabled=True))
+    add_events(session, SERVICE, messaging_events(row.target_kind, row.target_id, changed, enabled=True))
     return {"block": _block_view(row, name)}
 
 

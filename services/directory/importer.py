@@ -12,10 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 from sqlalchemy.dialects.postgresql import insert
 
 from services.directory import models as m
+from services.directory import policy
+from services.directory.admin import messaging_events
+from services.directory.facts import load_blocks, load_tree
+from services.directory.policy import OrgTree
 from services.directory.roster.errors import RosterError, RosterIssue
 from services.directory.roster.model import Bundle
 from shared.outbox import add_events
@@ -223,10 +227,36 @@ def _check_external_refs(session: Connection, bundle: Bundle) -> None:
         raise RosterError(issues[:100], truncated=len(issues) > 100)
 
 
+def _org_blocks_exist(session: Connection) -> bool:
+    return session.execute(text("SELECT 1 FROM messaging_blocks WHERE target_kind = 'org' LIMIT 1")).first() is not None
+
+
+def _messaging_moves(session: Connection, tree_before: OrgTree, moves: list[tuple[Row, Row]]) -> list[Event]:
+    """Users who moved into or out of a blocked organisation: their messaging turns off or on (F2)."""
+    blocks = load_blocks(session, [new["sourced_id"] for _, new in moves])
+    tree_after = load_tree(session)
+    turned_off, turned_on = [], []
+    for old, new in moves:
+        user_id = new["sourced_id"]
+        was = policy.user_blocked(user_id, old["org_ids"], blocks, tree_before)
+        now = policy.user_blocked(user_id, new["org_ids"], blocks, tree_after)
+        if was != now:
+            (turned_off if now else turned_on).append(user_id)
+    events: list[Event] = []
+    if turned_off:
+        events += messaging_events("user", "", turned_off, enabled=False)
+    if turned_on:
+        events += messaging_events("user", "", turned_on, enabled=True)
+    return events
+
+
 def apply_bundle(session: Connection, bundle: Bundle) -> dict[str, dict[str, int]]:
     """Apply `bundle` in the open transaction; counts of created / updated / deleted rows per file."""
     counts: dict[str, dict[str, int]] = {}
     events: list[Event] = []
+    # Moving people between organisations can move them into or out of a blocked one.
+    tree_before = load_tree(session) if _org_blocks_exist(session) else None
+    moves: list[tuple[Row, Row]] = []
     for kind in KINDS:
         mode = bundle.file_modes.get(kind.file, "absent")
         if mode == "absent":
@@ -242,11 +272,19 @@ def apply_bundle(session: Connection, bundle: Bundle) -> dict[str, dict[str, int
         added = [r for k, r in incoming.items() if k not in existing]
         changed = [r for k, r in incoming.items() if k in existing and existing[k] != r]
         removed = [existing[k] for k in sorted(removed_keys)]
+        if kind.file == "users" and tree_before is not None:
+            moves = [
+                (existing[k], r)
+                for k, r in incoming.items()
+                if k in existing and existing[k]["org_ids"] != r["org_ids"]
+            ]
         _upsert(session, kind, added + changed)
         _delete(session, kind, sorted(removed_keys))
         counts[kind.file] = {"created": len(added), "updated": len(changed), "deleted": len(removed)}
         events += kind.events(added, changed, removed)
     _check_external_refs(session, bundle)
+    if moves and tree_before is not None:
+        events += _messaging_moves(session, tree_before, moves)
     if events:
         events.append(("directory.roster.imported", {"counts": counts}, None))
         add_events(session, SERVICE, events)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import event
 
+from services.directory.handlers import import_roster
 from shared.db import engine_for
 from tests.integration.directory.conftest import Directory
 
@@ -240,3 +244,26 @@ def test_users_get_reads_the_messaging_state_of_a_whole_batch_in_one_extra_query
     blocked = {u["id"] for u in users if not u["messaging_enabled"]}
     school_1 = set(school_members(directory, "org-school-1"))
     assert blocked == (school_1 | {STUDENT}) & set(ids)
+
+
+def test_a_roster_import_that_moves_someone_into_a_blocked_school_turns_their_messaging_off(
+    directory: Directory, demo_roster: Path, tmp_path: Path
+) -> None:
+    directory("blocks.create", {"org_id": "org-school-1"}, as_user=PRIMARY_PRINCIPAL)
+    directory.clear_events()
+    moved = tmp_path / "moved"
+    shutil.copytree(demo_roster, moved)
+    with (demo_roster / "users.csv").open(newline="", encoding="utf-8") as source:
+        rows = list(csv.DictReader(source))
+    for row in rows:
+        if row["sourcedId"] == STUDENT:
+            row["orgSourcedIds"] = "org-school-1"
+    with (moved / "users.csv").open("w", newline="", encoding="utf-8") as target:
+        writer = csv.DictWriter(target, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    import_roster(directory.url, moved)
+    assert changes(directory) == [{"user_ids": [STUDENT], "course_ids": [], "messaging_enabled": False}]
+    assert directory.user(STUDENT)["messaging_enabled"] is False
+    import_roster(directory.url, demo_roster)  # and back out again
+    assert changes(directory)[-1] == {"user_ids": [STUDENT], "course_ids": [], "messaging_enabled": True}
