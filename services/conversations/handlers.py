@@ -181,7 +181,19 @@ def methods(settings: Settings) -> dict[str, Method]:
             check_contacts(directory, me, resolved.unique, mode)
             plan.people = directory.users(resolved.unique)
         result = write(lambda s: do_start(s, plan, body, client_id, fingerprint))
+        if plan.group is not None:
+            reconcile(me, plan.group)
         return {**result, "conversation": linked(result["conversation"])}
+
+    def reconcile(me: str, group: domain.Group) -> None:
+        # Enrolments that changed while the conversation was being made found no conversation
+        # to change; a second look at the roster, now that it exists, catches them.
+        _, latest = directory.members(me, group.kind, group.id)
+        current = read(lambda s: membership.roster_members(s, group.kind, group.id)) or set()
+        joined, left = [u for u in latest if u not in current and u != me], [u for u in current if u not in latest]
+        if joined or left:
+            people = list(directory.users(joined).values())
+            write(lambda s: membership.reconcile_group(s, group.kind, group.id, people, left))
 
     def create(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         me = _me(caller)

@@ -196,6 +196,28 @@ def enrolment_removed(session: Connection, kind: str, group_id: str, user_id: st
         _remove(session, conversation_id, user_id, "unenrolled")
 
 
+def roster_members(session: Connection, kind: str, group_id: str) -> set[str] | None:
+    """Who takes part in a group's live conversation through the roster; None when there is none."""
+    conversation_id = _live_group(session, kind, group_id)
+    if conversation_id is None:
+        return None
+    rows = session.execute(
+        text("SELECT user_id FROM participants WHERE conversation_id = :cid AND via = :kind"),
+        {"cid": conversation_id, "kind": kind},
+    )
+    return {r.user_id for r in rows}
+
+
+def reconcile_group(
+    session: Connection, kind: str, group_id: str, joined: list[dict[str, Any]], left: list[str]
+) -> None:
+    """Bring a group conversation in line with the roster (both steps are no-ops when already done)."""
+    for person in joined:
+        enrolment_added(session, kind, group_id, person)
+    for user_id in left:
+        enrolment_removed(session, kind, group_id, user_id)
+
+
 def check_user_ids(raw: Any) -> list[str]:
     if not isinstance(raw, list) or not raw or not all(isinstance(u, str) and u for u in raw):
         raise validation("user_ids must be a non-empty list of ids.", field="user_ids")

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import text
 
 from services.conversations.consumers import consumers
 from shared.bus import ConfirmingPublisher, EventConsumer, start_consumer
 from shared.config import Settings
+from shared.db import transaction
 from shared.errors import AppError
 from shared.events import Envelope, make_event
 from tests.integration.conversations.conftest import STUDENT, TEACHER, Api, outbox
@@ -86,3 +88,41 @@ def test_enrolments_in_a_course_without_a_conversation_change_nothing(db: Settin
     _publish(db, elsewhere, marker)
     assert wait_for(lambda: NEWCOMER in _members(api, cid))
     assert [c["id"] for c in api.call(NEWCOMER, "conversations.list")["items"]] == [cid]
+
+
+def test_a_course_conversation_catches_up_with_enrolments_it_missed(db: Settings, api: Api) -> None:
+    """Enrolment events handled while nobody had a conversation to change are caught on the next post."""
+    cid = api.start(TEACHER, ("course", "class-001"), mode="group")["conversation"]["id"]
+    url = db.database_url("directory")
+    with transaction(url) as session:  # the roster changes, and its events went nowhere
+        saved = session.execute(
+            text("DELETE FROM enrollments WHERE class_id = 'class-001' AND user_id = :u RETURNING *"), {"u": STUDENT}
+        ).one()
+        session.execute(
+            text(
+                "INSERT INTO enrollments (sourced_id, class_id, user_id, roster_role, role, school_id) "
+                "VALUES ('enr-test-newcomer', 'class-001', :u, 'student', 'student', :school)"
+            ),
+            {"u": NEWCOMER, "school": saved.school_id},
+        )
+    try:
+        again = api.start(TEACHER, ("course", "class-001"), mode="group", body="Roll call")["conversation"]["id"]
+        assert again == cid
+        assert NEWCOMER in _members(api, cid) and STUDENT not in _members(api, cid)
+    finally:
+        with transaction(url) as session:
+            session.execute(text("DELETE FROM enrollments WHERE sourced_id = 'enr-test-newcomer'"))
+            session.execute(
+                text(
+                    "INSERT INTO enrollments (sourced_id, class_id, user_id, roster_role, role, school_id) "
+                    "VALUES (:s, :c, :u, :rr, :r, :school)"
+                ),
+                {
+                    "s": saved.sourced_id,
+                    "c": saved.class_id,
+                    "u": saved.user_id,
+                    "rr": saved.roster_role,
+                    "r": saved.role,
+                    "school": saved.school_id,
+                },
+            )
