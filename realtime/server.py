@@ -7,6 +7,7 @@ python-socketio runs the same code on eventlet, gevent or threads.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 # A dead client is dropped after at most ping_interval + ping_timeout = 45s.
 PING_INTERVAL = 25
 PING_TIMEOUT = 20
+# How often connections whose token has expired are closed: at most this late.
+EXPIRY_SWEEP_SECONDS = 5
 # Clients send nothing but the connect packet, so a large frame is only ever abuse.
 MAX_CLIENT_MESSAGE_BYTES = 64 * 1024
 
@@ -44,22 +47,54 @@ class _Server(socketio.Server):
             self.eio.disconnect(eio_sid)
 
 
+class Expiry:
+    """When each connection's token runs out, so the connection can be closed then."""
+
+    def __init__(self) -> None:
+        self._until: dict[str, int] = {}
+
+    def track(self, sid: str, expires_at: int) -> None:
+        self._until[sid] = expires_at
+
+    def forget(self, sid: str) -> None:
+        self._until.pop(sid, None)
+
+    def expired(self, now: float) -> list[str]:
+        """The connections whose token has expired (forgotten as they are returned)."""
+        gone = [sid for sid, until in self._until.items() if until <= now]
+        for sid in gone:
+            del self._until[sid]
+        return gone
+
+
 @dataclass
 class RealtimeServer:
     settings: Settings
     sio: socketio.Server
     feed: Feed
     app: WSGIApp
+    expiry: Expiry
+    running: bool = False
 
     @property
     def ready(self) -> bool:
         return self.feed.ready
 
     def start(self) -> None:
+        self.running = True
         self.feed.start(self.sio.start_background_task)
+        self.sio.start_background_task(self._close_expired)
+
+    def _close_expired(self) -> None:
+        # One sweep for every connection: a sleeping task per connection would outlive most of them.
+        while self.running:
+            self.sio.sleep(EXPIRY_SWEEP_SECONDS)
+            for sid in self.expiry.expired(time.time()):
+                self.sio.disconnect(sid)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop consuming, then python-socketio's own tasks; call before stopping the web server."""
+        self.running = False
         self.feed.stop(timeout)
         self.sio.shutdown()
 
@@ -71,7 +106,7 @@ def token_from(environ: dict[str, Any], auth: Any) -> str | None:
     return bearer(environ.get("HTTP_AUTHORIZATION"))
 
 
-def _register_handlers(sio: socketio.Server, settings: Settings) -> None:
+def _register_handlers(sio: socketio.Server, settings: Settings, expiry: Expiry) -> None:
     @sio.on("connect")
     def connect(sid: str, environ: Any = None, auth: Any = None, *_: Any) -> None:
         # python-socketio also dispatches a client-sent event named "connect" here: ignore it.
@@ -83,6 +118,11 @@ def _register_handlers(sio: socketio.Server, settings: Settings) -> None:
             raise socketio.exceptions.ConnectionRefusedError(exc.message, exc.to_dict()) from None
         sio.save_session(sid, {"user_id": identity.user_id, "expires_at": identity.expires_at})
         sio.enter_room(sid, user_room(identity.user_id))
+        expiry.track(sid, identity.expires_at)
+
+    @sio.on("disconnect")
+    def disconnect(sid: str, *_: Any) -> None:
+        expiry.forget(sid)
 
     @sio.on("*")
     def ignore(event: Any, sid: str, *args: Any) -> None:
@@ -102,7 +142,8 @@ def create_server(settings: Settings) -> RealtimeServer:
         logger=False,
         engineio_logger=False,
     )
-    _register_handlers(sio, settings)
+    expiry = Expiry()
+    _register_handlers(sio, settings, expiry)
 
     def emit(event: str, payload: dict[str, Any], rooms: list[str]) -> None:
         # Never an empty list: python-socketio reads `to=[]` as "everyone".
@@ -111,4 +152,4 @@ def create_server(settings: Settings) -> RealtimeServer:
 
     feed = Feed(settings, emit)
     app = socketio.WSGIApp(sio, health_app(lambda: feed.ready), socketio_path=settings.socketio_path)
-    return RealtimeServer(settings=settings, sio=sio, feed=feed, app=app)
+    return RealtimeServer(settings=settings, sio=sio, feed=feed, app=app, expiry=expiry)

@@ -12,6 +12,7 @@ import socketio
 from shared.auth import issue_token
 from shared.config import Settings
 from tests.integration.realtime.support import Listener, RealtimeProcess, open_listener
+from tests.support.waiting import wait_for
 
 
 def test_a_client_with_a_valid_token_connects(connect: Callable[[str], Listener]) -> None:
@@ -83,3 +84,18 @@ def test_health_and_readiness_answer_beside_socketio(realtime_process: RealtimeP
     assert realtime_process.status("/healthz") == 200
     assert realtime_process.status("/readyz") == 200
     assert realtime_process.status("/nothing-here") == 404
+
+
+def test_a_connection_is_closed_when_its_token_expires(realtime_process: RealtimeProcess, settings: Settings) -> None:
+    short = open_listener(
+        realtime_process.url, settings, auth={"token": issue_token(settings, "user-a", ttl_seconds=2)}
+    )
+    lasting = open_listener(realtime_process.url, settings, auth={"token": issue_token(settings, "user-b")})
+    try:
+        assert short.client.connected
+        assert wait_for(lambda: not short.client.connected, timeout=20)
+        assert lasting.client.connected
+    finally:
+        for listener in (short, lasting):
+            if listener.client.connected:
+                listener.client.disconnect()
