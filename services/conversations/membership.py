@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from services.conversations import domain
-from services.conversations.actions import SERVICE, access_conversation, as_uuid, audience
-from services.conversations.starting import add_participants
+from services.conversations.actions import SERVICE, access_conversation, audience, upsert_people
+from services.conversations.starting import add_participants, live_group_conversation
 from services.conversations.views import conversation_view, participant_view
 from shared.errors import AppError, not_found, validation
 from shared.outbox import add_event, add_events
@@ -82,16 +82,19 @@ def _remove(session: Connection, conversation_id: uuid.UUID, user_id: str, reaso
     return True
 
 
+def _join(session: Connection, conversation_id: uuid.UUID, people: list[dict[str, Any]], via: str) -> None:
+    """Add people (known to the directory) and tell everyone who takes part, them included."""
+    upsert_people(session, people)
+    added = add_participants(session, conversation_id, [p["id"] for p in people], via)
+    announce_joined(session, conversation_id, added)
+
+
 def do_add_participants(
     session: Connection, caller_id: str, conversation_id: Any, people: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """Any participant of an open group adds people (already vetted by the directory)."""
-    from services.conversations.actions import upsert_people
-
     conversation = check_may(session, caller_id, conversation_id, "add_participants")
-    upsert_people(session, people)
-    added = add_participants(session, conversation.id, [p["id"] for p in people], "member")
-    announce_joined(session, conversation.id, added)
+    _join(session, conversation.id, people, "member")
     return list_participants(session, caller_id, conversation.id)
 
 
@@ -144,14 +147,10 @@ def do_set_status(session: Connection, caller_id: str, conversation_id: Any, act
     status = {"close": "closed", "reopen": "open", "delete": "deleted", "restore": "open"}[action]
     conversation = check_may(session, caller_id, conversation_id, action)
     if action == "restore" and conversation.group_id is not None:
-        live = session.execute(
-            text(
-                "SELECT 1 FROM conversations WHERE group_kind = :k AND group_id = :g AND status <> 'deleted' "
-                "AND id <> :cid"
-            ),
-            {"k": conversation.group_kind, "g": conversation.group_id, "cid": conversation.id},
-        ).first()
-        if live is not None:
+        newer = live_group_conversation(
+            session, conversation.group_kind, conversation.group_id, other_than=conversation.id
+        )
+        if newer is not None:
             raise AppError(
                 "not_allowed",
                 "A newer conversation of this course is in use; it cannot be restored.",
@@ -163,28 +162,17 @@ def do_set_status(session: Connection, caller_id: str, conversation_id: Any, act
 # Following the roster ------------------------------------------------------------------------
 
 
-def _live_group(session: Connection, kind: str, group_id: str) -> uuid.UUID | None:
-    return session.execute(
-        text("SELECT id FROM conversations WHERE group_kind = :k AND group_id = :g AND status <> 'deleted'"),
-        {"k": kind, "g": group_id},
-    ).scalar()
-
-
 def enrolment_added(session: Connection, kind: str, group_id: str, person: dict[str, Any] | None) -> None:
     """A new course or project member joins its conversation (if it exists yet); repeats change nothing."""
-    from services.conversations.actions import upsert_people
-
-    conversation_id = _live_group(session, kind, group_id)
+    conversation_id = live_group_conversation(session, kind, group_id)
     if conversation_id is None or person is None:
         return
-    upsert_people(session, [person])
-    added = add_participants(session, conversation_id, [person["id"]], kind)
-    announce_joined(session, conversation_id, added)
+    _join(session, conversation_id, [person], kind)
 
 
 def enrolment_removed(session: Connection, kind: str, group_id: str, user_id: str) -> None:
     """A member who left the course or project leaves its conversation; repeats change nothing."""
-    conversation_id = _live_group(session, kind, group_id)
+    conversation_id = live_group_conversation(session, kind, group_id)
     if conversation_id is None:
         return
     via = session.execute(
@@ -198,7 +186,7 @@ def enrolment_removed(session: Connection, kind: str, group_id: str, user_id: st
 
 def roster_members(session: Connection, kind: str, group_id: str) -> set[str] | None:
     """Who takes part in a group's live conversation through the roster; None when there is none."""
-    conversation_id = _live_group(session, kind, group_id)
+    conversation_id = live_group_conversation(session, kind, group_id)
     if conversation_id is None:
         return None
     rows = session.execute(
@@ -224,6 +212,3 @@ def check_user_ids(raw: Any) -> list[str]:
     if len(raw) > 300:
         raise validation("At most 300 people at once.", field="user_ids")
     return list(dict.fromkeys(raw))
-
-
-__all__ = ["as_uuid"]

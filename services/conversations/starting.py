@@ -14,7 +14,6 @@ from sqlalchemy import Connection, text
 
 from services.conversations import domain
 from services.conversations.actions import (
-    SERVICE,
     access_conversation,
     existing_send,
     record_events,
@@ -108,25 +107,29 @@ def _direct_conversation(session: Connection, me: str, other: str) -> tuple[uuid
     return created.id, True
 
 
-def _live_group_conversation(session: Connection, group: domain.Group) -> Any:
+def live_group_conversation(
+    session: Connection, kind: str, group_id: str, *, other_than: uuid.UUID | None = None
+) -> uuid.UUID | None:
+    """The one conversation of a course or project that is not deleted (other than `other_than`), if any."""
     return session.execute(
         text(
-            "SELECT id, status FROM conversations WHERE group_kind = :kind AND group_id = :id AND status <> 'deleted'"
+            "SELECT id FROM conversations WHERE group_kind = :kind AND group_id = :id AND status <> 'deleted' "
+            "AND id IS DISTINCT FROM :other"
         ),
-        {"kind": group.kind, "id": group.id},
-    ).first()
+        {"kind": kind, "id": group_id, "other": other_than},
+    ).scalar()
 
 
 def _group_conversation(session: Connection, plan: Plan) -> tuple[uuid.UUID, list[str]]:
     """The course's or project's own conversation, made with its current members when missing."""
     assert plan.group is not None
     me = plan.caller["id"]
-    live = _live_group_conversation(session, plan.group)
+    live = live_group_conversation(session, plan.group.kind, plan.group.id)
     if live is not None:
         if me not in plan.group_members:
             # Staff reaching a course they do not belong to take part from now on.
-            add_participants(session, live.id, [me], "member")
-        return live.id, []
+            add_participants(session, live, [me], "member")
+        return live, []
     conversation_id = _insert_conversation(
         session,
         type=plan.group.kind,
@@ -216,6 +219,3 @@ def _start_individual(
         forwarded_from=plan.forwarded_from,
     )
     return {"conversation": conversation_view(access_conversation(session, me, batch_id)), "message": message}
-
-
-__all__ = ["SERVICE", "Plan", "add_participants", "announce_created", "do_start"]

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from services.directory.facts import load_expanded_blocks
-from services.directory.policy import user_blocked
+from services.directory.facts import load_expanded_blocks, load_people, load_tree
+from services.directory.policy import admin_scope, user_blocked
 from shared.errors import AppError, validation
 
 SEARCH_LIMIT = 20
@@ -157,9 +157,6 @@ def group_members(session: Connection, kind: str, group_id: str, caller_id: str 
     With a caller, only for its members and the administrators of its school; anyone else
     gets the same `not_found` as for a group that does not exist.
     """
-    from services.directory import policy
-    from services.directory.facts import load_people, load_tree
-
     g = GROUPS.get(kind)
     if g is None:
         raise validation("kind must be course or project.", field="kind")
@@ -174,6 +171,6 @@ def group_members(session: Connection, kind: str, group_id: str, caller_id: str 
     members = [{"user_id": r.user_id, "role": r.role} for r in rows]
     if caller_id is not None and caller_id not in {m["user_id"] for m in members}:
         caller = load_people(session, [caller_id]).get(caller_id)
-        if caller is None or group.school_id not in policy.admin_scope(caller, load_tree(session)):
+        if caller is None or group.school_id not in admin_scope(caller, load_tree(session)):
             raise AppError("not_found", f"No such {kind}.")
     return {"name": group.title, "members": members}
