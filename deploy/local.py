@@ -20,9 +20,9 @@ from typing import IO
 from kombu import Connection
 from sqlalchemy import text
 
-from services import conversations, directory
+from services import conversations, directory, sync
 from shared.auth import issue_token
-from shared.bus import consumer_queue, declare_consumer_queue
+from shared.bus import declare_consumer_queue
 from shared.config import Settings
 from shared.db import migrate, transaction
 from shared.service import ServiceDefinition
@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFINITIONS: dict[str, tuple[ServiceDefinition, Path]] = {
     "directory": (directory.DEFINITION, directory.MIGRATIONS),
     "conversations": (conversations.DEFINITION, conversations.MIGRATIONS),
+    "sync": (sync.DEFINITION, sync.MIGRATIONS),
 }
 DEMO_ACCOUNTS = {"teacher": "user-t-001", "student": "user-s-0001", "admin": "user-a-001"}
 
@@ -40,8 +41,8 @@ def declare_topology(settings: Settings) -> None:
     with Connection(settings.amqp_url) as conn:
         channel = conn.channel()
         for definition, _ in DEFINITIONS.values():
-            for spec in definition.consumers(settings):
-                declare_consumer_queue(channel, settings, consumer_queue(settings, spec.name, spec.bindings))
+            for queue in definition.queues(settings):
+                declare_consumer_queue(channel, settings, queue)
 
 
 def delete_topology(settings: Settings) -> None:
@@ -50,10 +51,9 @@ def delete_topology(settings: Settings) -> None:
         channel = conn.channel()
         for name, (definition, _) in DEFINITIONS.items():
             channel.queue_delete(settings.rpc_queue(name))
-            for spec in definition.consumers(settings):
-                queue = settings.consumer_queue(spec.name)
-                channel.queue_delete(queue)
-                channel.queue_delete(f"{queue}.dead")
+            for queue in definition.queues(settings):
+                channel.queue_delete(queue.name)
+                channel.queue_delete(f"{queue.name}.dead")
         channel.exchange_delete(settings.exchange)
         channel.exchange_delete(settings.dead_letter_exchange)
 

@@ -18,9 +18,10 @@ from typing import Any
 
 from kombu import Connection
 
-from realtime.routing import client_bindings, delivery_for
+from realtime.routing import Delivery, client_bindings, deliveries
 from shared.bus import ConsumerSpec, EventConsumer
 from shared.config import Settings
+from shared.cursor import Cursors, encode_sync
 from shared.events import Envelope
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 QUEUE_EXPIRES_MS = 5 * 60 * 1000
 RECENT_EVENT_IDS = 10_000
 
-Emit = Callable[[str, dict[str, Any], list[str]], None]
+Emit = Callable[[Delivery], None]
 Spawn = Callable[[Callable[[], None]], Any]
 
 
@@ -55,9 +56,11 @@ class RecentIds:
 
 
 class Feed:
-    def __init__(self, settings: Settings, emit: Emit) -> None:
+    def __init__(self, settings: Settings, emit: Emit, here: Callable[[str], bool]) -> None:
         self.settings = settings
         self._emit = emit
+        self._here = here
+        self._cursors = Cursors(settings.cursor_secret)
         self._seen = RecentIds(RECENT_EVENT_IDS)
         self._started = False
         self._finished = threading.Event()
@@ -84,10 +87,12 @@ class Feed:
         """The consumer's handler: emit to the audience's rooms (at-least-once in, once out)."""
         if envelope.id in self._seen:
             return
-        delivery = delivery_for(envelope)
-        if delivery is not None:
-            self._emit(delivery.event, delivery.payload, delivery.rooms)
+        for delivery in deliveries(envelope, self._here, self._cursor):
+            self._emit(delivery)
         self._seen.add(envelope.id)
+
+    def _cursor(self, user_id: str, seq: int) -> str:
+        return encode_sync(self._cursors, user_id, seq)
 
     def start(self, spawn: Spawn) -> None:
         """Consume in a background task of the server's async mode (a green thread on eventlet)."""

@@ -1,18 +1,19 @@
-"""Which Socket.IO event an envelope becomes, with what payload, for which rooms. No I/O."""
+"""Which Socket.IO event a logged change becomes, for whom, with what payload. No I/O."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from shared.events import CATALOGUE, Envelope
+from shared.events import CATALOGUE, LOGGED_PREFIX, Envelope, client_types, client_view, personal_index
 
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
     event: str
     payload: dict[str, Any]
-    rooms: list[str]
+    user_id: str
 
 
 def user_room(user_id: str) -> str:
@@ -20,8 +21,8 @@ def user_room(user_id: str) -> str:
 
 
 def client_bindings() -> tuple[str, ...]:
-    """The routing keys of every event type clients see (routing key = event type)."""
-    return tuple(sorted(name for name, spec in CATALOGUE.items() if spec.client_event))
+    """Client-visible events as the sync service republishes them, each with its log position."""
+    return tuple(LOGGED_PREFIX + name for name in client_types())
 
 
 def client_event(envelope: Envelope) -> str | None:
@@ -31,24 +32,21 @@ def client_event(envelope: Envelope) -> str | None:
     return spec.client_event if spec is not None else None
 
 
-def client_payload(envelope: Envelope) -> dict[str, Any]:
-    return {
-        **envelope.data,
-        "event_id": envelope.id,
-        "occurred_at": envelope.occurred_at,
-        "cursor": envelope.data.get("cursor"),
-    }
-
-
-def rooms(envelope: Envelope) -> list[str]:
-    """One room per audience member, each once, in audience order; no audience means no one."""
-    return [user_room(user_id) for user_id in dict.fromkeys(envelope.audience or ())]
-
-
-def delivery_for(envelope: Envelope) -> Delivery | None:
-    """What to emit, or None when the envelope is for no client at all."""
+def deliveries(
+    envelope: Envelope,
+    here: Callable[[str], bool],
+    cursor_for: Callable[[str, int], str],
+) -> Iterator[Delivery]:
+    """One delivery per audience member connected `here`, each with their own part and cursor."""
     event = client_event(envelope)
-    targets = rooms(envelope)
-    if event is None or not targets:
-        return None
-    return Delivery(event=event, payload=client_payload(envelope), rooms=targets)
+    if event is None or envelope.seq is None:
+        return
+    parts = personal_index(envelope.data)
+    shared = client_view(envelope, None)
+    for user_id in dict.fromkeys(envelope.audience or ()):
+        if not here(user_id):
+            continue
+        part = parts.get(user_id)
+        payload = client_view(envelope, part) if part is not None else dict(shared)
+        payload["cursor"] = cursor_for(user_id, envelope.seq)
+        yield Delivery(event=event, payload=payload, user_id=user_id)

@@ -15,7 +15,7 @@ import socketio
 
 from realtime.feed import Feed
 from realtime.health import WSGIApp, health_app
-from realtime.routing import user_room
+from realtime.routing import Delivery, user_room
 from shared.auth import bearer, verify_token
 from shared.config import Settings
 from shared.errors import AppError
@@ -145,11 +145,13 @@ def create_server(settings: Settings) -> RealtimeServer:
     expiry = Expiry()
     _register_handlers(sio, settings, expiry)
 
-    def emit(event: str, payload: dict[str, Any], rooms: list[str]) -> None:
-        # Never an empty list: python-socketio reads `to=[]` as "everyone".
-        if rooms:
-            sio.emit(event, payload, to=rooms)
+    def emit(delivery: Delivery) -> None:
+        sio.emit(delivery.event, delivery.payload, to=user_room(delivery.user_id))
 
-    feed = Feed(settings, emit)
+    def here(user_id: str) -> bool:
+        """Whether this process holds a connection of the user (else it has nothing to do for them)."""
+        return bool(sio.manager.rooms.get("/", {}).get(user_room(user_id)))
+
+    feed = Feed(settings, emit, here)
     app = socketio.WSGIApp(sio, health_app(lambda: feed.ready), socketio_path=settings.socketio_path)
     return RealtimeServer(settings=settings, sio=sio, feed=feed, app=app, expiry=expiry)

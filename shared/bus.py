@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import amqp
@@ -43,10 +43,12 @@ def consumer_queue(
     bindings: Iterable[str],
     *,
     expires_ms: int | None = None,
+    arguments: dict[str, Any] | None = None,
 ) -> Queue:
     """A durable queue bound to the event exchange by routing patterns, dead-lettering on refusal."""
     qname = settings.consumer_queue(name)
-    arguments: dict[str, Any] = {
+    arguments = {
+        **(arguments or {}),
         "x-dead-letter-exchange": settings.dead_letter_exchange,
         "x-dead-letter-routing-key": qname,
     }
@@ -188,7 +190,6 @@ class ConsumerSpec:
     prefetch: int = 32
     max_attempts: int = 5
     expires_ms: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class EventConsumer(ConsumerMixin):

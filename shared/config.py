@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-SERVICES = ("directory", "conversations", "attachments", "moderation", "mass_messaging")
+SERVICES = ("directory", "conversations", "sync", "attachments", "moderation", "mass_messaging")
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -56,6 +56,7 @@ class Settings:
     realtime_async_mode: str = "eventlet"
     max_body_bytes: int = 1024 * 1024
     course_participants_url: str = "https://lms.example.org/course/{course_id}/participants"
+    sync_retention_hours: float = 7 * 24
     log_level: str = "INFO"
 
     @classmethod
@@ -95,6 +96,7 @@ class Settings:
             realtime_async_mode=_env("REALTIME_ASYNC_MODE", d.realtime_async_mode),
             max_body_bytes=_env_int("MAX_BODY_BYTES", d.max_body_bytes),
             course_participants_url=_env("COURSE_PARTICIPANTS_URL", d.course_participants_url),
+            sync_retention_hours=_env_float("SYNC_RETENTION_HOURS", d.sync_retention_hours),
             log_level=_env("LOG_LEVEL", d.log_level),
         ).check()
 

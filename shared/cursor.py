@@ -32,3 +32,21 @@ class Cursors:
         if not isinstance(position, list):
             raise AppError("invalid_cursor", "This page link is not valid. Reload the list.")
         return position
+
+
+SYNC = "sync"
+
+
+def encode_sync(cursors: Cursors, user_id: str, seq: int) -> str:
+    """A position in the change log, good for `/sync` by this user only."""
+    return cursors.encode(user_id, SYNC, [seq])
+
+
+def decode_sync(cursors: Cursors, token: Any, user_id: str) -> int | None:
+    """The position in a sync cursor; `invalid_cursor` if forged, another user's or malformed."""
+    position = cursors.decode(token, user_id, SYNC)
+    if position is None:
+        return None
+    if len(position) != 1 or not isinstance(position[0], int) or isinstance(position[0], bool) or position[0] < 0:
+        raise AppError("invalid_cursor", "This page link is not valid. Reload the list.")
+    return position[0]

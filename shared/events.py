@@ -109,6 +109,15 @@ CATALOGUE: dict[str, EventType] = {
 }
 
 
+# The sync service republishes each client-visible event, with its log position, under this prefix.
+LOGGED_PREFIX = "logged."
+
+
+def client_types() -> tuple[str, ...]:
+    """Every event type clients see (routing key = event type)."""
+    return tuple(sorted(name for name, spec in CATALOGUE.items() if spec.client_event))
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
@@ -122,9 +131,11 @@ class Envelope:
     version: int = 1
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     occurred_at: str = field(default_factory=_now)
+    # The event's position in the change log, once the sync service has logged it.
+    seq: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        raw = {
             "id": self.id,
             "type": self.type,
             "version": self.version,
@@ -133,6 +144,9 @@ class Envelope:
             "audience": self.audience,
             "data": self.data,
         }
+        if self.seq is not None:
+            raw["seq"] = self.seq
+        return raw
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"), default=str)
@@ -146,6 +160,9 @@ class Envelope:
                 raise ValueError("audience must be a list or null")
             if not isinstance(raw["data"], dict):
                 raise ValueError("data must be an object")
+            seq = raw.get("seq")
+            if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 1):
+                raise ValueError("seq must be a positive integer")
             return cls(
                 type=str(raw["type"]),
                 data=raw["data"],
@@ -154,6 +171,7 @@ class Envelope:
                 version=int(raw.get("version", 1)),
                 id=str(uuid.UUID(str(raw["id"]))),
                 occurred_at=str(raw.get("occurred_at", "")),
+                seq=seq,
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not an event envelope: {exc}") from exc
@@ -168,3 +186,76 @@ def make_event(type_: str, data: dict[str, Any], *, producer: str, audience: lis
     if missing:
         raise KeyError(f"event {type_} lacks fields {missing}")
     return Envelope(type=type_, data=data, producer=producer, audience=audience)
+
+
+# Personal parts ------------------------------------------------------------------------------
+# One event goes to many people, but a few fields may differ between them (each one's own
+# `can`, unread count or name for a conversation). The event then holds the value most of
+# its audience shares, plus `personal`: groups of users with what differs for them, merged
+# one level deep into the data each of them receives. Nobody receives another's part.
+
+PERSONAL = "personal"
+
+
+def _difference(value: dict[str, Any], common: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in value.items() if common.get(k, _MISSING) != v}
+
+
+_MISSING = object()
+
+
+def with_personal(key: str, views: dict[str, dict[str, Any]], data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with `data[key]` set to what most of `views` (user id -> that user's view) share,
+    and a `personal` entry holding the rest; `views` must not be empty and all have the same keys."""
+    encoded = {user: json.dumps(view, sort_keys=True, default=str) for user, view in views.items()}
+    counts: dict[str, int] = {}
+    for text in encoded.values():
+        counts[text] = counts.get(text, 0) + 1
+    common_text = max(counts, key=lambda t: counts[t])
+    common = json.loads(common_text)
+    groups: dict[str, list[str]] = {}
+    for user, text in encoded.items():
+        if text != common_text:
+            diff = _difference(views[user], common)
+            groups.setdefault(json.dumps(diff, sort_keys=True, default=str), []).append(user)
+    out = {**data, key: common}
+    if groups:
+        out[PERSONAL] = [{"users": sorted(users), "data": {key: json.loads(diff)}} for diff, users in groups.items()]
+    return out
+
+
+def personal_index(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """User id -> their personal part, for an event delivered to many users."""
+    index: dict[str, dict[str, Any]] = {}
+    for group in data.get(PERSONAL) or ():
+        for user in group["users"]:
+            index[user] = group["data"]
+    return index
+
+
+def for_user(data: dict[str, Any], part: dict[str, Any] | None) -> dict[str, Any]:
+    """The data one user receives: the shared data with their personal part merged in."""
+    out = {k: v for k, v in data.items() if k != PERSONAL}
+    for key, value in (part or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
+
+
+def client_view(envelope: Envelope, part: dict[str, Any] | None) -> dict[str, Any]:
+    """An event as one client receives it (pushed or from /sync), with that user's personal part."""
+    return {
+        **for_user(envelope.data, part),
+        "event_id": envelope.id,
+        "occurred_at": envelope.occurred_at,
+    }
+
+
+def part_for(data: dict[str, Any], user_id: str) -> dict[str, Any] | None:
+    """One user's personal part of an event, None when they have none."""
+    for group in data.get(PERSONAL) or ():
+        if user_id in group["users"]:
+            return group["data"]
+    return None

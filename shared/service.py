@@ -8,8 +8,11 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from shared.bus import ConsumerSpec, EventConsumer, start_consumer
+from kombu import Queue
+
+from shared.bus import ConsumerSpec, EventConsumer, consumer_queue, start_consumer
 from shared.config import Settings
 from shared.outbox import OutboxRelay, start_relay
 from shared.rpc import Method, RpcServer
@@ -17,11 +20,29 @@ from shared.rpc import Method, RpcServer
 log = logging.getLogger(__name__)
 
 
+class Worker(Protocol):
+    """A long-running loop of a service besides RPC and plain consumers, with the queue it reads."""
+
+    queue: Queue
+    ready: threading.Event
+
+    def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 @dataclass
 class ServiceDefinition:
     name: str
     methods: Callable[[Settings], dict[str, Method]]
     consumers: Callable[[Settings], list[ConsumerSpec]] = lambda settings: []
+    workers: Callable[[Settings], list[Worker]] = lambda settings: []
+    outbox: bool = True
+
+    def queues(self, settings: Settings) -> list[Queue]:
+        """Every queue this service consumes from besides RPC, declared before anything publishes."""
+        specs = [consumer_queue(settings, spec.name, spec.bindings) for spec in self.consumers(settings)]
+        return specs + [worker.queue for worker in self.workers(settings)]
 
 
 @dataclass
@@ -29,10 +50,13 @@ class RunningService:
     rpc: RpcServer | None = None
     relay: OutboxRelay | None = None
     consumers: list[EventConsumer] = field(default_factory=list)
+    workers: list[Worker] = field(default_factory=list)
 
     def stop(self) -> None:
         for consumer in self.consumers:
             consumer.stop()
+        for worker in self.workers:
+            worker.stop()
         if self.relay is not None:
             self.relay.stop()
         if self.rpc is not None:
@@ -45,7 +69,10 @@ def start_service(
     running = RunningService()
     if consume:
         running.consumers = [start_consumer(settings, spec)[0] for spec in definition.consumers(settings)]
-    if relay:
+        running.workers = definition.workers(settings)
+        for worker in running.workers:
+            threading.Thread(target=worker.run, name=f"{definition.name}-worker", daemon=True).start()
+    if relay and definition.outbox:
         running.relay = start_relay(settings, definition.name, settings.database_url(definition.name))[0]
     if rpc:
         running.rpc = RpcServer(settings, definition.name, definition.methods(settings)).start()

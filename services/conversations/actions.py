@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from services.conversations import domain
-from services.conversations.views import CONVERSATION_SELECT, MESSAGE_SELECT, conversation_view, message_view
+from services.conversations.views import CONVERSATION_SELECT, MESSAGE_SELECT, conversation_view, iso, message_view
 from shared.cursor import Cursors
 from shared.errors import AppError, not_found, validation
 from shared.outbox import add_event, add_events
@@ -244,7 +244,7 @@ _STORE_MESSAGE = text(
                 'sender_name', coalesce((SELECT name FROM people WHERE user_id = :me), 'Unknown user'),
                 'created_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
         WHERE id = :cid AND status = 'open'
-        RETURNING last_seq
+        RETURNING last_seq, last_message, last_activity_at
     ), inserted AS (
         INSERT INTO messages (id, conversation_id, seq, sender_id, body, links, attachments, client_id,
                               request_hash, forwarded_from, batch_id, created_at)
@@ -261,8 +261,9 @@ _STORE_MESSAGE = text(
     SELECT i.id, i.conversation_id, i.seq, i.sender_id, i.body, i.links, i.attachments, i.client_id, i.request_hash,
            i.created_at, i.edited_at, i.deleted, i.forwarded_from,
            coalesce(p.name, 'Unknown user') AS sender_name, p.avatar_url AS sender_avatar,
-           ARRAY(SELECT user_id FROM participants WHERE conversation_id = :cid ORDER BY user_id) AS audience
-    FROM inserted i LEFT JOIN people p ON p.user_id = i.sender_id
+           ARRAY(SELECT user_id FROM participants WHERE conversation_id = :cid ORDER BY user_id) AS audience,
+           b.last_message AS conversation_last_message, b.last_activity_at AS conversation_last_activity_at
+    FROM inserted i CROSS JOIN bumped b LEFT JOIN people p ON p.user_id = i.sender_id
     """
 )
 
@@ -299,11 +300,17 @@ def store_message(
     if row is None:
         raise AppError("conversation_closed", "This conversation is closed. No new messages can be sent.")
     message = message_view(row)
+    # The list entry changes with it: its preview and its place (clients count unread themselves).
+    listed = {
+        "id": str(conversation_id),
+        "last_message": row.conversation_last_message,
+        "last_activity_at": iso(row.conversation_last_activity_at),
+    }
     add_event(
         session,
         SERVICE,
         "conversations.message.created",
-        {"message": message, "conversation_id": str(conversation_id)},
+        {"message": message, "conversation_id": str(conversation_id), "conversation": listed},
         audience=list(row.audience),
     )
     return message
@@ -370,11 +377,15 @@ def _announce_change(session: Connection, message: Any, event_type: str) -> dict
     changed = session.execute(text(MESSAGE_SELECT + " WHERE m.id = :id"), {"id": message.id}).one()
     _refresh_preview(session, changed)
     view = message_view(changed)
+    preview = session.execute(
+        text("SELECT last_message FROM conversations WHERE id = :cid"), {"cid": message.conversation_id}
+    ).scalar_one()
+    listed = {"id": str(message.conversation_id), "last_message": preview}
     add_event(
         session,
         SERVICE,
         event_type,
-        {"message": view, "conversation_id": str(message.conversation_id)},
+        {"message": view, "conversation_id": str(message.conversation_id), "conversation": listed},
         audience=audience(session, message.conversation_id),
     )
     return view
@@ -467,7 +478,7 @@ def _lock_for_read_state(session: Connection, conversation_id: uuid.UUID) -> int
     ).scalar_one()
 
 
-def _set_read_mark(session: Connection, caller_id: str, conversation_id: uuid.UUID, mark: int) -> int:
+def _set_read_mark(session: Connection, caller_id: str, conversation_id: uuid.UUID, mark: int) -> Any:
     return session.execute(
         text(
             """
@@ -475,11 +486,11 @@ def _set_read_mark(session: Connection, caller_id: str, conversation_id: uuid.UU
                 unread_count = (SELECT count(*) FROM messages m
                                 WHERE m.conversation_id = :cid AND m.seq > :mark AND m.deleted IS NULL)
             WHERE conversation_id = :cid AND user_id = :me
-            RETURNING unread_count
+            RETURNING unread_count, last_read_seq
             """
         ),
         {"cid": conversation_id, "me": caller_id, "mark": mark},
-    ).scalar_one()
+    ).one()
 
 
 def _seq_of(session: Connection, conversation_id: uuid.UUID, message_id: Any) -> int:
@@ -492,16 +503,20 @@ def _seq_of(session: Connection, conversation_id: uuid.UUID, message_id: Any) ->
     return seq
 
 
-def _announce_unread(session: Connection, caller_id: str, conversation_id: uuid.UUID, count: int) -> dict[str, int]:
-    total = unread_total(session, caller_id)
+def _announce_unread(session: Connection, caller_id: str, conversation_id: uuid.UUID, read: Any) -> dict[str, int]:
+    state = {
+        "unread_count": read.unread_count,
+        "unread_total": unread_total(session, caller_id),
+        "last_read_seq": read.last_read_seq,
+    }
     add_event(
         session,
         SERVICE,
         "conversations.unread.updated",
-        {"conversation_id": str(conversation_id), "unread_count": count, "unread_total": total},
+        {"conversation_id": str(conversation_id), **state},
         audience=[caller_id],
     )
-    return {"unread_count": count, "unread_total": total}
+    return state
 
 
 def do_mark_read(session: Connection, caller_id: str, conversation_id: Any, message_id: Any) -> dict[str, int]:
@@ -513,8 +528,8 @@ def do_mark_read(session: Connection, caller_id: str, conversation_id: Any, mess
         text("SELECT last_read_seq FROM participants WHERE conversation_id = :cid AND user_id = :me"),
         {"cid": conversation.id, "me": caller_id},
     ).scalar_one()
-    count = _set_read_mark(session, caller_id, conversation.id, max(current, target))
-    return _announce_unread(session, caller_id, conversation.id, count)
+    read = _set_read_mark(session, caller_id, conversation.id, max(current, target))
+    return _announce_unread(session, caller_id, conversation.id, read)
 
 
 def do_mark_unread(session: Connection, caller_id: str, conversation_id: Any, message_id: Any) -> dict[str, int]:
@@ -531,8 +546,8 @@ def do_mark_unread(session: Connection, caller_id: str, conversation_id: Any, me
         seq = latest
     else:
         seq = _seq_of(session, conversation.id, message_id)
-    count = _set_read_mark(session, caller_id, conversation.id, seq - 1)
-    return _announce_unread(session, caller_id, conversation.id, count)
+    read = _set_read_mark(session, caller_id, conversation.id, seq - 1)
+    return _announce_unread(session, caller_id, conversation.id, read)
 
 
 def unread_total(session: Connection, caller_id: str) -> int:

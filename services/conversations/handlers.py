@@ -9,10 +9,9 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
-from services.conversations import actions, domain, membership
+from services.conversations import actions, domain, membership, views
 from services.conversations.search import search_methods
 from services.conversations.starting import Plan, do_start
-from services.conversations.views import with_participants_link
 from shared.config import Settings
 from shared.cursor import Cursors
 from shared.db import transaction
@@ -131,10 +130,7 @@ def methods(settings: Settings) -> dict[str, Method]:
     url = settings.database_url("conversations")
     cursors = Cursors(settings.cursor_secret)
     directory = Directory(settings)
-    link = settings.course_participants_url
-
-    def linked(view: dict[str, Any]) -> dict[str, Any]:
-        return with_participants_link(view, link)
+    views.configure(settings.course_participants_url)
 
     def write(work: Callable[[Connection], T]) -> T:
         # A concurrent twin (same client_id, same 1:1 pair, same course) can win a unique index:
@@ -183,7 +179,7 @@ def methods(settings: Settings) -> dict[str, Method]:
         result = write(lambda s: do_start(s, plan, body, client_id, fingerprint))
         if plan.group is not None:
             reconcile(me, plan.group)
-        return {**result, "conversation": linked(result["conversation"])}
+        return result
 
     def reconcile(me: str, group: domain.Group) -> None:
         # Enrolments that changed while the conversation was being made found no conversation
@@ -203,12 +199,11 @@ def methods(settings: Settings) -> dict[str, Method]:
     def list_conversations(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         me = _me(caller)
         page = read(lambda s: actions.list_conversations(s, cursors, me, params.get("cursor"), params.get("limit")))
-        page["items"] = [linked(v) for v in page["items"]]
         return page
 
     def get(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         me = _me(caller)
-        return linked(read(lambda s: actions.get_conversation(s, me, params.get("conversation_id"))))
+        return read(lambda s: actions.get_conversation(s, me, params.get("conversation_id")))
 
     def send(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         me = _me(caller)
@@ -290,12 +285,12 @@ def methods(settings: Settings) -> dict[str, Method]:
 
     def rename(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         me = _me(caller)
-        return linked(write(lambda s: membership.do_rename(s, me, params.get("conversation_id"), params.get("name"))))
+        return write(lambda s: membership.do_rename(s, me, params.get("conversation_id"), params.get("name")))
 
     def status_change(action: str) -> Method:
         def change(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
             me = _me(caller)
-            return linked(write(lambda s: membership.do_set_status(s, me, params.get("conversation_id"), action)))
+            return write(lambda s: membership.do_set_status(s, me, params.get("conversation_id"), action))
 
         return change
 

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, text
 
 from services.conversations import domain
 from services.conversations.actions import SERVICE, access_conversation, audience, upsert_people
+from services.conversations.announce import conversation_data, everyone_views
 from services.conversations.starting import add_participants, live_group_conversation
 from services.conversations.views import conversation_view, participant_view
 from shared.errors import AppError, not_found, validation
@@ -48,14 +49,22 @@ def _participant(session: Connection, conversation_id: uuid.UUID, user_id: str) 
 
 
 def announce_joined(session: Connection, conversation_id: uuid.UUID, user_ids: list[str]) -> None:
-    everyone = audience(session, conversation_id)
+    """Tell everyone who takes part now; each newcomer also gets the whole conversation as they see it."""
+    if not user_ids:
+        return
+    views = everyone_views(session, conversation_id)
+    everyone = sorted(views)
     add_events(
         session,
         SERVICE,
         [
             (
                 "conversations.participant.added",
-                {"conversation_id": str(conversation_id), "participant": _participant(session, conversation_id, u)},
+                conversation_data(
+                    views,
+                    {"conversation_id": str(conversation_id), "participant": _participant(session, conversation_id, u)},
+                    complete_for=(u,),
+                ),
                 everyone,
             )
             for u in user_ids
@@ -76,7 +85,10 @@ def _remove(session: Connection, conversation_id: uuid.UUID, user_id: str, reaso
         session,
         SERVICE,
         "conversations.participant.removed",
-        {"conversation_id": str(conversation_id), "user_id": user_id, "reason": reason},
+        conversation_data(
+            everyone_views(session, conversation_id),
+            {"conversation_id": str(conversation_id), "user_id": user_id, "reason": reason},
+        ),
         audience=before,
     )
     return True
@@ -127,12 +139,13 @@ def _update(session: Connection, caller_id: str, conversation: Any, changes: dic
         text(f"UPDATE conversations SET {sets}, updated_at = now() WHERE id = :cid"),
         {**changes, "cid": conversation.id},
     )
+    views = everyone_views(session, conversation.id)
     add_event(
         session,
         SERVICE,
         "conversations.conversation.updated",
-        {"conversation_id": str(conversation.id), "changes": {**changes, "by": caller_id}},
-        audience=audience(session, conversation.id),
+        conversation_data(views, {"conversation_id": str(conversation.id), "changes": {**changes, "by": caller_id}}),
+        audience=sorted(views),
     )
     return conversation_view(access_conversation(session, caller_id, conversation.id))
 

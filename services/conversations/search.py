@@ -33,7 +33,6 @@ from services.conversations.views import (
     MESSAGE_SELECT,
     conversation_view,
     message_view,
-    with_participants_link,
 )
 from shared.config import Settings
 from shared.cursor import Cursors
@@ -401,7 +400,6 @@ def search_methods(settings: Settings) -> dict[str, Method]:
     """`search.conversation` {conversation_id, q, cursor, limit} and `search.all` {q, cursor, limit}."""
     url = settings.database_url("conversations")
     cursors = Cursors(settings.cursor_secret)
-    link = settings.course_participants_url
 
     def in_conversation(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         me = _me(caller)
@@ -419,10 +417,6 @@ def search_methods(settings: Settings) -> dict[str, Method]:
     def everywhere(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         me = _me(caller)
         with transaction(url) as session:
-            page = search_all(session, cursors, me, params.get("q"), params.get("cursor"), params.get("limit"))
-        # Conversations look as they do in the list, course links included.
-        for item in page["items"]:
-            item["conversation"] = with_participants_link(item["conversation"], link)
-        return page
+            return search_all(session, cursors, me, params.get("q"), params.get("cursor"), params.get("limit"))
 
     return {"search.conversation": in_conversation, "search.all": everywhere}

@@ -22,11 +22,11 @@ from services.conversations.actions import (
     upsert_people,
     with_notices,
 )
+from services.conversations.announce import conversation_data, everyone_views
 from services.conversations.views import conversation_view, message_view
 from shared.errors import AppError
 
 # Past this many participants a new conversation is announced once, not once per person.
-PERSONAL_ANNOUNCE_LIMIT = 20
 
 
 @dataclass
@@ -72,21 +72,10 @@ def add_participants(session: Connection, conversation_id: uuid.UUID, user_ids: 
 
 
 def announce_created(session: Connection, conversation_id: uuid.UUID, participant_ids: list[str]) -> None:
-    """Tell every participant; small conversations get each person's own view of it."""
-    if len(participant_ids) <= PERSONAL_ANNOUNCE_LIMIT:
-        events = [
-            (
-                "conversations.conversation.created",
-                {"conversation": conversation_view(access_conversation(session, user_id, conversation_id))},
-                [user_id],
-            )
-            for user_id in participant_ids
-        ]
-    else:
-        summary = conversation_view(access_conversation(session, participant_ids[0], conversation_id))
-        shared = {k: v for k, v in summary.items() if k not in ("unread_count", "can")}
-        events = [("conversations.conversation.created", {"conversation": shared}, sorted(participant_ids))]
-    record_events(session, events)
+    """Tell every participant, each with their own view of the new conversation."""
+    views = everyone_views(session, conversation_id)
+    data = conversation_data(views, {}, complete_for=tuple(views))
+    record_events(session, [("conversations.conversation.created", data, sorted(participant_ids))])
 
 
 def _direct_conversation(session: Connection, me: str, other: str) -> tuple[uuid.UUID, bool]:

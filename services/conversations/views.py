@@ -31,6 +31,14 @@ CONVERSATION_SELECT = """
 
 STATUS_TEXT = {"closed": "Closed conversation", "deleted": "This conversation was deleted"}
 
+# Where a course's participant page lives; `configure` sets it from the settings at start.
+_participants_url = "https://lms.example.org/course/{course_id}/participants"
+
+
+def configure(course_participants_url: str) -> None:
+    global _participants_url
+    _participants_url = course_participants_url
+
 
 def iso(value: datetime | None) -> str | None:
     """UTC with microseconds, always the same width, as the database's own previews write it."""
@@ -71,6 +79,7 @@ def conversation_view(row: Any) -> dict[str, Any]:
         "last_message": row.last_message,
         "last_activity_at": iso(row.last_activity_at),
         "unread_count": row.unread_count,
+        "last_read_seq": row.last_read_seq,
         "status": row.status,
         "status_text": STATUS_TEXT.get(row.status),
         "can": domain.allowed_actions(
@@ -82,14 +91,9 @@ def conversation_view(row: Any) -> dict[str, Any]:
         view["recipient_count"] = row.recipient_count
     if row.group_id is not None:
         view["group"] = {"kind": row.group_kind, "id": row.group_id}
-    return view
-
-
-def with_participants_link(view: dict[str, Any], template: str) -> dict[str, Any]:
-    """A course conversation links to the course's participant page (the template comes from configuration)."""
-    group = view.get("group")
-    if group and group["kind"] == "course":
-        view["participants_url"] = template.format(course_id=group["id"])
+        if row.group_kind == "course":
+            # A course conversation links to the course's participant page.
+            view["participants_url"] = _participants_url.format(course_id=row.group_id)
     return view
 
 

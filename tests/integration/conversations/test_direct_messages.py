@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy import text
 from shared.config import Settings
 from shared.db import transaction
 from shared.errors import AppError
+from shared.events import for_user, part_for
 from shared.rpc import Caller, Method
 from tests.integration.conversations.conftest import OTHER, STUDENT, TEACHER, outbox
 
@@ -36,7 +38,14 @@ def test_starting_a_conversation_with_one_person_makes_a_direct_conversation_wit
     assert message["links"][0]["url"] == "https://example.org/math"
     assert message["sender"]["id"] == TEACHER
     assert len(_outbox(db, "conversations.message.created")) == 1
-    assert len(_outbox(db, "conversations.conversation.created")) == 2
+    # One event for both, each reading their own name for the conversation.
+    [created] = _outbox(db, "conversations.conversation.created")
+    envelope = json.loads(created)
+    assert sorted(envelope["audience"]) == sorted([TEACHER, STUDENT])
+    seen = {u: for_user(envelope["data"], part_for(envelope["data"], u))["conversation"] for u in (TEACHER, STUDENT)}
+    assert seen[TEACHER]["name"] != seen[STUDENT]["name"]
+    fresh = rpc["conversations.get"](Caller(STUDENT), {"conversation_id": conversation["id"]})
+    assert seen[STUDENT]["name"] == fresh["name"] and seen[STUDENT].keys() == fresh.keys()
 
 
 def test_the_same_two_people_always_share_one_direct_conversation(rpc: dict[str, Method]) -> None:

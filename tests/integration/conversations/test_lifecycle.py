@@ -32,6 +32,7 @@ def test_reading_marks_read_and_marking_unread_brings_messages_back(db: Settings
     assert api.call(STUDENT, "read.mark", conversation_id=cid, message_id=second["id"]) == {
         "unread_count": 1,
         "unread_total": 1,
+        "last_read_seq": second["seq"],
     }
     assert api.call(STUDENT, "read.mark", conversation_id=cid)["unread_count"] == 0
     assert api.call(STUDENT, "read.unmark", conversation_id=cid)["unread_count"] == 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import itertools
 import os
 import signal
 import subprocess
@@ -18,7 +20,7 @@ import socketio
 
 from shared.bus import ConfirmingPublisher
 from shared.config import Settings
-from shared.events import Envelope
+from shared.events import LOGGED_PREFIX, Envelope
 from tests.support.waiting import free_port, wait_for  # noqa: F401  (re-exported for the realtime tests)
 
 REPO = Path(__file__).resolve().parents[3]
@@ -69,6 +71,7 @@ def running_realtime(settings: Settings, log_path: Path, *, amqp_url: str | None
         "IM_NAMESPACE": settings.namespace,
         "AMQP_URL": amqp_url or settings.amqp_url,
         "JWT_SECRET": settings.jwt_secret,
+        "CURSOR_SECRET": settings.cursor_secret,
         "JWT_ISSUER": settings.jwt_issuer,
         "JWT_AUDIENCE": settings.jwt_audience,
         "REALTIME_HOST": "127.0.0.1",
@@ -122,9 +125,14 @@ def open_listener(url: str, settings: Settings, *, auth: Any = None, headers: di
     return listener
 
 
+_positions = itertools.count(1)
+
+
 def publish(settings: Settings, *events: Envelope) -> None:
+    """Publish as the sync service's change logger does: `logged.<type>`, each with the next log position."""
     publisher = ConfirmingPublisher(settings)
     try:
-        publisher.publish([(e.id, e.type, e.to_json()) for e in events])
+        logged = [dataclasses.replace(e, seq=e.seq or next(_positions)) for e in events]
+        publisher.publish([(e.id, LOGGED_PREFIX + e.type, e.to_json()) for e in logged])
     finally:
         publisher.close()

@@ -6,10 +6,15 @@ arrives after anything published before it (one queue, one socket, in order).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
+import pytest
+
 from shared.config import Settings
-from shared.events import Envelope, make_event
+from shared.cursor import Cursors, decode_sync
+from shared.errors import AppError
+from shared.events import Envelope, make_event, with_personal
 from tests.integration.realtime.support import Listener, publish, wait_for
 
 
@@ -34,18 +39,42 @@ def test_a_message_reaches_its_audience_as_message_created_with_the_payload(
     settings: Settings, connect: Callable[[str], Listener]
 ) -> None:
     alice = connect("user-a")
-    event = _message(["user-a"])
+    event = dataclasses.replace(_message(["user-a"]), seq=987_654)
     publish(settings, event)
     assert wait_for(lambda: alice.got(event.id))
-    assert alice.events("message.created") == [
-        {
-            "message": {"id": "m-hello", "body": "hello"},
-            "conversation_id": "c1",
-            "event_id": event.id,
-            "occurred_at": event.occurred_at,
-            "cursor": None,
-        }
-    ]
+    [received] = alice.events("message.created")
+    assert received == {
+        "message": {"id": "m-hello", "body": "hello"},
+        "conversation_id": "c1",
+        "event_id": event.id,
+        "occurred_at": event.occurred_at,
+        "cursor": received["cursor"],
+    }
+    # The cursor is the event's place in the change log, good for this user's /sync only.
+    cursors = Cursors(settings.cursor_secret)
+    assert decode_sync(cursors, received["cursor"], "user-a") == 987_654
+    with pytest.raises(AppError) as refused:
+        decode_sync(cursors, received["cursor"], "user-b")
+    assert refused.value.code == "invalid_cursor"
+
+
+def test_each_member_gets_their_own_part_of_an_event_and_no_one_elses(
+    settings: Settings, connect: Callable[[str], Listener]
+) -> None:
+    alice, bob, carol = connect("user-a"), connect("user-b"), connect("user-c")
+    views = {
+        "user-a": {"name": "Bob and Carol", "can": ["send"]},
+        "user-b": {"name": "Alice and Carol", "can": ["send"]},
+        "user-c": {"name": "Alice and Bob", "can": ["send", "close"]},
+    }
+    data = with_personal("conversation", views, {"conversation_id": "c1", "changes": {"status": "open"}})
+    event = make_event("conversations.conversation.updated", data, producer="test", audience=sorted(views))
+    publish(settings, event)
+    for listener, user in ((alice, "user-a"), (bob, "user-b"), (carol, "user-c")):
+        assert wait_for(lambda listener=listener: listener.got(event.id))
+        [received] = listener.events("conversation.updated")
+        assert received["conversation"] == views[user]
+        assert "personal" not in received
 
 
 def test_a_user_outside_the_audience_gets_nothing(settings: Settings, connect: Callable[[str], Listener]) -> None:

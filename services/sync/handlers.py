@@ -1,0 +1,39 @@
+"""The sync service's RPC methods: catch-up for clients (F29)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+
+from services.sync import changes
+from shared.config import Settings
+from shared.cursor import Cursors, decode_sync, encode_sync
+from shared.db import transaction
+from shared.errors import AppError
+from shared.rpc import Caller, Method
+
+
+def methods(settings: Settings) -> dict[str, Method]:
+    url = settings.database_url("sync")
+    cursors = Cursors(settings.cursor_secret)
+
+    def health(caller: Caller | None, params: dict[str, Any]) -> dict[str, bool]:
+        with transaction(url) as session:
+            session.execute(text("SELECT 1"))
+        return {"ok": True}
+
+    def sync(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
+        if caller is None:
+            raise AppError("unauthenticated", "Sign in to continue.")
+        since = decode_sync(cursors, params.get("since"), caller.user_id)
+        limit = changes.check_limit(params.get("limit"))
+        with transaction(url) as session:
+            result = changes.changes_since(session, caller.user_id, since, limit)
+        return {
+            "changes": result["changes"],
+            "cursor": encode_sync(cursors, caller.user_id, result["position"]),
+            "has_more": result["has_more"],
+        }
+
+    return {"health.check": health, "sync.changes": sync}

@@ -1,0 +1,191 @@
+"""The change logger: every client-visible event gets its place in the log, then goes out to realtime.
+
+One logger is active at a time (the queue has a single active consumer; others stand by),
+so positions are handed out in one order and a change is committed before anything later
+is: a sync since position N can never miss a change that commits after it with a smaller
+number. Events are logged in batches (what has arrived while the last batch was stored),
+published as `logged.<type>` with their position, and only then acknowledged, so a crash
+anywhere republishes (with the same position, found by event id) and loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import amqp
+from kombu import Connection, Consumer, Queue
+from kombu.exceptions import OperationalError
+from sqlalchemy import Connection as Db
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from shared.bus import ConfirmingPublisher, PublishFailed, consumer_queue, declare_consumer_queue
+from shared.config import Settings
+from shared.db import transaction
+from shared.events import LOGGED_PREFIX, Envelope, client_types
+
+log = logging.getLogger(__name__)
+
+SERVICE = "sync"
+QUEUE = "sync.log"
+BATCH = 500
+PRUNE_EVERY_SECONDS = 60.0
+
+
+def log_queue(settings: Settings) -> Queue:
+    # Single active consumer: a second logger is a hot standby that takes over in order.
+    return consumer_queue(settings, QUEUE, client_types(), arguments={"x-single-active-consumer": True})
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    delivery_tag: int
+    envelope: Envelope | None  # None: malformed, dead-lettered without logging
+
+
+def store(session: Db, envelopes: list[Envelope]) -> dict[str, int]:
+    """Log the envelopes in order (idempotent by event id); event id -> position."""
+    ids = [e.id for e in envelopes]
+    session.execute(
+        text(
+            """
+            INSERT INTO changes (event_id, type, envelope)
+            SELECT i, t, e FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[]), CAST(:bodies AS text[]))
+                 WITH ORDINALITY AS x(i, t, e, n)
+            ORDER BY n
+            ON CONFLICT (event_id) DO NOTHING
+            """
+        ),
+        {"ids": ids, "types": [e.type for e in envelopes], "bodies": [e.to_json() for e in envelopes]},
+    )
+    seqs = {
+        str(r.event_id): r.seq
+        for r in session.execute(
+            text("SELECT event_id, seq FROM changes WHERE event_id = ANY(CAST(:ids AS uuid[]))"), {"ids": ids}
+        )
+    }
+    users: list[str] = []
+    positions: list[int] = []
+    for envelope in envelopes:
+        for user in dict.fromkeys(envelope.audience or ()):
+            users.append(user)
+            positions.append(seqs[envelope.id])
+    if users:
+        session.execute(
+            text(
+                "INSERT INTO change_audience (user_id, seq) "
+                "SELECT * FROM unnest(CAST(:users AS text[]), CAST(:seqs AS bigint[])) ON CONFLICT DO NOTHING"
+            ),
+            {"users": users, "seqs": positions},
+        )
+    return seqs
+
+
+def prune(session: Db, retention_hours: float) -> int:
+    """Forget changes older than the retention; cursors before the new floor then get `cursor_expired`."""
+    floor = session.execute(
+        text("SELECT max(seq) FROM changes WHERE logged_at < now() - make_interval(secs => :secs)"),
+        {"secs": retention_hours * 3600},
+    ).scalar()
+    if floor is None:
+        return 0
+    session.execute(text("UPDATE log_floor SET seq = greatest(seq, :floor)"), {"floor": floor})
+    session.execute(text("DELETE FROM change_audience WHERE seq <= :floor"), {"floor": floor})
+    return session.execute(text("DELETE FROM changes WHERE seq <= :floor"), {"floor": floor}).rowcount
+
+
+class ChangeLogger:
+    """Consumes client-visible events, logs them, republishes them with their position. `run()` blocks."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.url = settings.database_url(SERVICE)
+        self.queue = log_queue(settings)
+        self.publisher = ConfirmingPublisher(settings)
+        self.ready = threading.Event()
+        self._stop = threading.Event()
+        self._pending: list[Pending] = []
+        self._last_prune = 0.0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._run_connected()
+            except (OSError, amqp.exceptions.AMQPError, OperationalError, PublishFailed, SQLAlchemyError) as exc:
+                log.warning("sync logger: %s; reconnecting", exc)
+                self._stop.wait(1.0)
+            finally:
+                self.ready.clear()
+                self._pending.clear()  # unacknowledged: the broker delivers them again
+        self.publisher.close()
+
+    def _run_connected(self) -> None:
+        with Connection(self.settings.amqp_url, heartbeat=30, connect_timeout=5) as conn:
+            conn.ensure_connection(max_retries=1)
+            channel = conn.channel()
+            declare_consumer_queue(channel, self.settings, self.queue)
+            channel.basic_qos(0, BATCH, False)
+            with Consumer(channel, queues=[self.queue], on_message=self._receive, no_ack=False):
+                self.ready.set()
+                while not self._stop.is_set():
+                    try:
+                        conn.drain_events(timeout=1.0)
+                    except TimeoutError:
+                        conn.heartbeat_check()
+                        self._maybe_prune()
+                        continue
+                    # Take whatever else has already arrived, then store it all at once.
+                    while len(self._pending) < BATCH:
+                        try:
+                            conn.drain_events(timeout=0)
+                        except TimeoutError:
+                            break
+                    self._flush(channel)
+
+    def _receive(self, message: Any) -> None:
+        try:
+            envelope: Envelope | None = Envelope.from_dict(json.loads(message.body))
+        except (ValueError, TypeError, UnicodeDecodeError) as exc:
+            log.error("sync logger: dead-lettering a malformed message: %s", exc)
+            envelope = None
+        self._pending.append(Pending(message.delivery_tag, envelope))
+
+    def _flush(self, channel: Any) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        envelopes = [p.envelope for p in batch if p.envelope is not None]
+        if envelopes:
+            with transaction(self.url) as session:
+                seqs = store(session, envelopes)
+            self.publisher.publish(
+                [
+                    (e.id, LOGGED_PREFIX + e.type, json.dumps({**e.to_dict(), "seq": seqs[e.id]}, default=str))
+                    for e in envelopes
+                ]
+            )
+        for p in batch:
+            if p.envelope is None:
+                channel.basic_reject(p.delivery_tag, requeue=False)
+        logged = [p.delivery_tag for p in batch if p.envelope is not None]
+        if logged:
+            # One ack for the batch; the rejected ones are settled already and stay so.
+            channel.basic_ack(logged[-1], multiple=True)
+
+    def _maybe_prune(self) -> None:
+        now = time.monotonic()
+        if now - self._last_prune < PRUNE_EVERY_SECONDS:
+            return
+        self._last_prune = now
+        with transaction(self.url) as session:
+            pruned = prune(session, self.settings.sync_retention_hours)
+        if pruned:
+            log.info("sync logger: pruned %d changes past the retention", pruned)
