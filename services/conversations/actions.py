@@ -303,6 +303,7 @@ def store_message(
     # The list entry changes with it: its preview and its place (clients count unread themselves).
     listed = {
         "id": str(conversation_id),
+        "last_seq": row.seq,
         "last_message": row.conversation_last_message,
         "last_activity_at": iso(row.conversation_last_activity_at),
     }

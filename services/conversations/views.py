@@ -79,6 +79,8 @@ def conversation_view(row: Any) -> dict[str, Any]:
         "last_message": row.last_message,
         "last_activity_at": iso(row.last_activity_at),
         "unread_count": row.unread_count,
+        # Positions in the conversation: its newest message, and how far the caller has read.
+        "last_seq": row.last_seq,
         "last_read_seq": row.last_read_seq,
         "status": row.status,
         "status_text": STATUS_TEXT.get(row.status),
