@@ -80,7 +80,11 @@ def test_members_connected_elsewhere_cost_nothing_here() -> None:
 
 
 def test_each_member_receives_their_own_part_and_nobody_elses() -> None:
-    views = {"u1": {"name": "Bo", "can": ["send"]}, "u2": {"name": "Al", "can": ["send"]}, "u3": {"name": "Al", "can": []}}
+    views = {
+        "u1": {"name": "Bo", "can": ["send"]},
+        "u2": {"name": "Al", "can": ["send"]},
+        "u3": {"name": "Al", "can": []},
+    }
     data = with_personal("conversation", views, {"conversation_id": "c1", "changes": {}})
     envelope = dataclasses.replace(
         make_event("conversations.conversation.updated", data, producer="test", audience=["u1", "u2", "u3"]), seq=9
