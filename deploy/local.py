@@ -7,6 +7,7 @@ python -m deploy.local run       setup, then start every process until Ctrl-C
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import subprocess
@@ -96,6 +97,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "GATEWAY_WORKERS": str(settings.gateway_workers),
         "REALTIME_HOST": settings.realtime_host,
         "REALTIME_PORT": str(settings.realtime_port),
+        "REALTIME_PUBLIC_URL": settings.realtime_public_url,
         "RPC_TIMEOUT_SECONDS": str(settings.rpc_timeout_seconds),
         "RPC_THREADS": str(settings.rpc_threads),
         "LOG_LEVEL": settings.log_level,
@@ -190,7 +192,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     setup_cmd = sub.add_parser("setup", help="create databases, migrate, declare queues, load the demo roster")
     run = sub.add_parser("run", help="setup, then run every process until Ctrl-C")
-    run.add_argument("--realtime", type=int, default=1, help="how many realtime processes (ports count up)")
+    run.add_argument("--realtime", type=int, default=2, help="how many realtime processes (ports count up)")
     for command in (setup_cmd, run):
         command.add_argument(
             "--no-demo", action="store_true", help="do not load the demo roster into an empty directory"
@@ -201,6 +203,10 @@ def main() -> None:
     if args.command == "setup":
         return
     ports = [settings.realtime_port + i for i in range(args.realtime)]
+    if not settings.realtime_public_url:
+        # Clients learn every realtime process from GET /api/v1/config and move on when one goes.
+        urls = ",".join(f"http://{settings.realtime_host}:{p}" for p in ports)
+        settings = dataclasses.replace(settings, realtime_public_url=urls)
     stack = Stack(settings).start(realtime_ports=ports)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     try:

@@ -52,10 +52,13 @@ def openapi_document() -> Any:
 @bp.get("/api/v1/config")
 @public
 def config() -> Any:
-    """Where clients find the realtime server."""
+    """Where clients find the realtime servers: `realtime_urls` in the order to try them (a client
+    that loses its connection moves on to the next), `realtime_url` the first of them."""
     s = settings()
-    realtime = s.realtime_public_url or f"{request.scheme}://{request.host.split(':')[0]}:{s.realtime_port}"
-    return {"realtime_url": realtime, "socketio_path": f"/{s.socketio_path.strip('/')}"}
+    urls = [u.strip() for u in s.realtime_public_url.split(",") if u.strip()]
+    if not urls:
+        urls = [f"{request.scheme}://{request.host.split(':')[0]}:{s.realtime_port}"]
+    return {"realtime_url": urls[0], "realtime_urls": urls, "socketio_path": f"/{s.socketio_path.strip('/')}"}
 
 
 @bp.post("/api/v1/auth/dev-token")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,28 +45,37 @@ class System:
         return client
 
 
-@pytest.fixture(scope="module")
-def system(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    gateway_port, realtime_port = free_port(), free_port()
+@contextlib.contextmanager
+def running_system(base_settings: Settings, log_dir: Path, *, realtime: int = 1) -> Iterator[System]:
+    """The whole system as `make run` starts it, in its own namespace and databases, on free ports."""
+    gateway_port = free_port()
+    realtime_ports = [free_port() for _ in range(realtime)]
+    urls = [f"http://127.0.0.1:{port}" for port in realtime_ports]
     settings = dataclasses.replace(
         base_settings,
         namespace=f"{base_settings.namespace}-e2e-{gateway_port}",
         db_prefix=f"{base_settings.db_prefix}_e2e",
         gateway_port=gateway_port,
-        realtime_port=realtime_port,
+        realtime_port=realtime_ports[0],
+        realtime_public_url=",".join(urls),
         gateway_workers=2,
         rpc_timeout_seconds=2.0,
         log_level="WARNING",
     )
     setup(settings)
-    log_dir = tmp_path_factory.mktemp("logs")
-    stack = Stack(settings).start(realtime_ports=[realtime_port], log_dir=log_dir)
+    stack = Stack(settings).start(realtime_ports=realtime_ports, log_dir=log_dir)
     base = f"http://127.0.0.1:{gateway_port}"
     try:
-        stack.wait_ready([f"{base}/readyz", f"http://127.0.0.1:{realtime_port}/readyz"])
-        yield System(settings, stack, f"{base}/api/v1", [f"http://127.0.0.1:{realtime_port}"], log_dir)
+        stack.wait_ready([f"{base}/readyz"] + [f"{url}/readyz" for url in urls])
+        yield System(settings, stack, f"{base}/api/v1", urls, log_dir)
     finally:
         stack.stop()
         delete_topology(settings)
         for name in DEFINITIONS:
             drop_database(settings.database_url(name))
+
+
+@pytest.fixture(scope="module")
+def system(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    with running_system(base_settings, tmp_path_factory.mktemp("logs")) as running:
+        yield running

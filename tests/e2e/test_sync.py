@@ -91,8 +91,17 @@ def scripted_mix(system: System) -> str:
     teacher.do("DELETE", f"/messages/{late['id']}")
 
     temporary = teacher.start(_users(STUDENT, CLASSMATES[0]), "Short-lived", mode="group", name="Temporary")
-    teacher.do("DELETE", f"/conversations/{temporary['conversation']['id']}/participants/{STUDENT}")
+    tid = temporary["conversation"]["id"]
+    teacher.do("DELETE", f"/conversations/{tid}/participants/{STUDENT}")
+    # After the removal, the student must hear nothing more of it.
+    teacher.send(tid, "Not for the removed student")
+    teacher.do("PATCH", f"/conversations/{tid}", name="Temporary, renamed")
+    Mix.removed_from = tid
     return student.send(direct, "Last word")["id"]
+
+
+class Mix:
+    removed_from = ""  # the conversation the student was removed from, set by scripted_mix
 
 
 def _warm_up(system: System) -> None:
@@ -135,6 +144,17 @@ def _cursor(http: requests.Session, api: str) -> str:
 
 
 OBSERVERS = (STUDENT, TEACHER, CLASSMATES[0])
+OUTSIDER = "user-s-0015"  # a student of another school: none of the mix is theirs to see
+CONVERSATION_EVENTS = {
+    "conversation.created",
+    "conversation.updated",
+    "participant.added",
+    "participant.removed",
+    "message.created",
+    "message.updated",
+    "message.deleted",
+    "unread.updated",
+}
 
 
 def test_an_offline_client_catches_up_with_sync_to_exactly_the_fresh_state(system: System) -> None:
@@ -156,15 +176,19 @@ def test_an_offline_client_catches_up_with_sync_to_exactly_the_fresh_state(syste
         assert {c["event"] for c in changes} >= ({"message.created"} if user != TEACHER else set())
         fresh = _fresh_like(system, user, derived)
         assert derived.comparable() == fresh.comparable(), user
+        if user == STUDENT:
+            # Told of the removal, then nothing more of that conversation.
+            names = [c["event"] for c in changes if c.get("conversation_id") == Mix.removed_from]
+            assert names[-1] == "participant.removed", names
 
 
 def test_a_connected_client_applying_pushed_events_ends_at_exactly_the_fresh_state(system: System) -> None:
     sessions = {u: system.session(u) for u in OBSERVERS}
-    received: dict[str, list[tuple[str, dict[str, Any]]]] = {u: [] for u in OBSERVERS}
+    received: dict[str, list[tuple[str, dict[str, Any]]]] = {u: [] for u in (*OBSERVERS, OUTSIDER)}
     lock = threading.Lock()
     clients: list[socketio.Client] = []
     try:
-        for user in OBSERVERS:
+        for user in (*OBSERVERS, OUTSIDER):
             client = system.connect(user)
             client.on("*", lambda event, data, user=user: received[user].append((event, data)))
             clients.append(client)
@@ -186,6 +210,11 @@ def test_a_connected_client_applying_pushed_events_ends_at_exactly_the_fresh_sta
             # The last cursor pushed is where a sync picks up: nothing further is waiting.
             changes, _ = _sync(sessions[user], system.api, events[-1][1]["cursor"])
             assert changes == [], user
+        # Every kind of conversation event was exercised, and each reached only its audience.
+        assert {event for user in OBSERVERS for event, _ in received[user]} == CONVERSATION_EVENTS
+        assert received[OUTSIDER] == []
+        names = [e for e, d in received[STUDENT] if d.get("conversation_id") == Mix.removed_from]
+        assert names[-1] == "participant.removed", names
     finally:
         for client in clients:
             client.disconnect()
