@@ -56,10 +56,18 @@ class RecentIds:
 
 
 class Feed:
-    def __init__(self, settings: Settings, emit: Emit, here: Callable[[str], bool]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        emit: Emit,
+        here: Callable[[str], bool],
+        on_resume: Callable[[], None] | None = None,
+    ) -> None:
         self.settings = settings
         self._emit = emit
         self._here = here
+        self._on_resume = on_resume
+        self._consumed_before = False
         self._cursors = Cursors(settings.cursor_secret)
         self._seen = RecentIds(RECENT_EVENT_IDS)
         self._started = False
@@ -72,6 +80,7 @@ class Feed:
             # Emitting only fails on a bug; a few retries are plenty before dead-lettering.
             max_attempts=3,
             expires_ms=QUEUE_EXPIRES_MS,
+            on_ready=self._ready,
         )
         self.consumer = EventConsumer(settings, spec)
 
@@ -82,6 +91,13 @@ class Feed:
     @property
     def ready(self) -> bool:
         return self.consumer.ready.is_set() and not self._finished.is_set()
+
+    def _ready(self) -> None:
+        """Consuming again after the broker was gone: events may have been lost with the queue, so
+        clients are told to catch up with /sync (the first start needs no such thing)."""
+        if self._consumed_before and self._on_resume is not None:
+            self._on_resume()
+        self._consumed_before = True
 
     def deliver(self, envelope: Envelope) -> None:
         """The consumer's handler: emit to the audience's rooms (at-least-once in, once out)."""

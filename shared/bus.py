@@ -190,6 +190,8 @@ class ConsumerSpec:
     prefetch: int = 32
     max_attempts: int = 5
     expires_ms: int | None = None
+    # Called each time consuming (re)starts, e.g. after the broker was unreachable.
+    on_ready: Callable[[], None] | None = None
 
 
 class EventConsumer(ConsumerMixin):
@@ -218,6 +220,8 @@ class EventConsumer(ConsumerMixin):
 
     def on_consume_ready(self, connection: Any, channel: Any, consumers: Any, **kwargs: Any) -> None:
         self.ready.set()
+        if self.spec.on_ready is not None:
+            self.spec.on_ready()
 
     def on_consume_end(self, connection: Any, channel: Any) -> None:
         self.ready.clear()
