@@ -35,7 +35,18 @@ def test_every_api_call_but_the_open_ones_needs_a_token(client: FlaskClient) -> 
 
 def test_the_config_tells_clients_where_realtime_is(client: FlaskClient) -> None:
     config = client.get("/api/v1/config", base_url="http://school.example:8000").json
-    assert config == {"realtime_url": "http://school.example:8001", "socketio_path": "/socket.io"}
+    assert config == {
+        "realtime_url": "http://school.example:8001",
+        "realtime_urls": ["http://school.example:8001"],
+        "socketio_path": "/socket.io",
+    }
+
+
+def test_the_config_lists_every_realtime_process_in_the_order_to_try_them() -> None:
+    listed = dataclasses.replace(Settings(), realtime_public_url="http://rt1:8001, http://rt2:8002")
+    config = create_app(listed).test_client().get("/api/v1/config").json
+    assert config["realtime_urls"] == ["http://rt1:8001", "http://rt2:8002"]
+    assert config["realtime_url"] == "http://rt1:8001"
 
 
 def test_security_headers_are_on_every_response(client: FlaskClient) -> None:
