@@ -10,4 +10,6 @@ from shared.service import ServiceDefinition
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
-DEFINITION = ServiceDefinition(name="sync", methods=methods, workers=lambda settings: [ChangeLogger(settings)])
+DEFINITION = ServiceDefinition(
+    name="sync", methods=methods, workers=lambda settings: [ChangeLogger(settings)], outbox=False
+)
