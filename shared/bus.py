@@ -9,7 +9,6 @@ back-off, then its message is dead-lettered, so a poison message never loops.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -243,9 +242,8 @@ class EventConsumer(ConsumerMixin):
 
     def _on_message(self, message: Any) -> None:
         try:
-            raw = json.loads(message.body)
-            envelope = Envelope.from_dict(raw)
-        except (ValueError, TypeError, UnicodeDecodeError) as exc:
+            envelope = Envelope.from_json(message.body)
+        except ValueError as exc:
             # Unparseable input can never succeed: straight to the dead-letter queue.
             log.error("consumer %s: dead-lettering malformed message: %s", self.spec.name, exc)
             message.reject(requeue=False)

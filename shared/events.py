@@ -152,6 +152,16 @@ class Envelope:
         return json.dumps(self.to_dict(), separators=(",", ":"), default=str)
 
     @classmethod
+    def from_json(cls, body: bytes | str) -> Envelope:
+        """Parse a message body; ValueError for anything that is not an envelope, whatever its shape."""
+        try:
+            return cls.from_dict(json.loads(body))
+        except ValueError:
+            raise
+        except Exception as exc:  # noqa: BLE001  (a list, a string, 1e400, deep nesting: all just "not an envelope")
+            raise ValueError(f"not an event envelope: {type(exc).__name__}") from exc
+
+    @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Envelope:
         """Rebuild from the wire; raises ValueError on anything not shaped like an envelope."""
         try:

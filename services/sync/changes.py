@@ -19,7 +19,7 @@ def check_limit(raw: Any) -> int:
         return DEFAULT_LIMIT
     try:
         limit = int(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise AppError("validation_failed", "limit must be a whole number.", {"field": "limit"}) from None
     if not 1 <= limit <= MAX_LIMIT:
         raise AppError("validation_failed", f"limit must be between 1 and {MAX_LIMIT}.", {"field": "limit"})
@@ -40,8 +40,12 @@ def changes_since(session: Connection, user_id: str, since: int | None, limit: i
     """Every change `user_id` was an audience of after position `since`, oldest first; positions only.
 
     Reads up to the newest position committed when it starts: a change is logged in position
-    order, so nothing at or below that position can still appear later.
+    order, so nothing at or below that position can still appear later. Must be the first
+    statement of `session`'s transaction.
     """
+    # One snapshot for the bounds and the rows: a prune committing in between must not delete
+    # rows after `since` unseen, which would skip them silently instead of `cursor_expired`.
+    session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
     floor, newest = session.execute(
         text("SELECT f.seq, coalesce((SELECT max(seq) FROM changes), f.seq) FROM log_floor f")
     ).one()

@@ -48,6 +48,26 @@ class Pending:
     envelope: Envelope | None  # None: malformed, dead-lettered without logging
 
 
+_LOGGABLE = frozenset(client_types())
+
+
+def parse(body: bytes | str) -> Envelope:
+    """The envelope in a message body; ValueError for anything the log can never store or republish.
+
+    Such a message is dead-lettered: it must neither stop the logger nor be retried forever and
+    block the events behind it (PostgreSQL text refuses NUL and unpaired surrogates, and the
+    type becomes the routing key of the republished event).
+    """
+    envelope = Envelope.from_json(body)
+    if envelope.type not in _LOGGABLE:
+        raise ValueError(f"not a client event type: {envelope.type[:100]!r}")
+    for user in envelope.audience or ():
+        if "\x00" in user:
+            raise ValueError("an audience member's id holds a NUL character")
+        user.encode("utf-8")  # UnicodeEncodeError (a ValueError) on an unpaired surrogate
+    return envelope
+
+
 def store(session: Db, envelopes: list[Envelope]) -> dict[str, int]:
     """Log the envelopes in order (idempotent by event id); event id -> position."""
     ids = [e.id for e in envelopes]
@@ -152,8 +172,8 @@ class ChangeLogger:
 
     def _receive(self, message: Any) -> None:
         try:
-            envelope: Envelope | None = Envelope.from_dict(json.loads(message.body))
-        except (ValueError, TypeError, UnicodeDecodeError) as exc:
+            envelope: Envelope | None = parse(message.body)
+        except ValueError as exc:
             log.error("sync logger: dead-lettering a malformed message: %s", exc)
             envelope = None
         self._pending.append(Pending(message.delivery_tag, envelope))

@@ -124,15 +124,24 @@ def test_an_unparseable_message_goes_straight_to_the_dead_letter_queue(settings:
                 content_type="application/json",
                 content_encoding="utf-8",
             )
+            # JSON of every wrong shape: an object that is no envelope, a string, a list, a number
+            # too big for an int, nesting deeper than the parser goes.
+            odd = [json.dumps({"type": "x"}), '"x"', "[1, 2]", '{"version": 1e400}', "[" * 100_000]
+            for body in odd:
+                producer.publish(
+                    body,
+                    exchange=settings.exchange,
+                    routing_key="directory.user.removed",
+                    content_type="application/json",
+                )
+            good = make_event("directory.user.removed", {"user_id": "u1"}, producer="test")
             producer.publish(
-                json.dumps({"type": "x"}),
-                exchange=settings.exchange,
-                routing_key="directory.user.removed",
-                content_type="application/json",
+                good.to_json(), exchange=settings.exchange, routing_key=good.type, content_type="application/json"
             )
         dead = f"{settings.consumer_queue('t-garbage')}.dead"
-        assert wait_for(lambda: _queue_depth(settings, dead) == 2)
-        assert calls == []
+        # The consumer survives them all and handles what comes behind them.
+        assert wait_for(lambda: [c.id for c in calls] == [good.id])
+        assert wait_for(lambda: _queue_depth(settings, dead) == 1 + len(odd))
     finally:
         consumer.stop()
 
