@@ -19,7 +19,7 @@ setup: install
 	$(PY) -m deploy.local setup
 
 run: install
-	$(PY) -m deploy.local run --realtime $${REALTIME_PROCESSES:-1}
+	$(PY) -m deploy.local run --realtime $${REALTIME_PROCESSES:-2}
 
 test: install
 	$(PYTEST) tests/unit tests/integration tests/e2e
@@ -36,6 +36,7 @@ test-e2e: install
 bench: install
 	$(PY) -m bench.latency
 	$(PY) -m bench.conversations
+	$(PY) -m bench.realtime
 
 lint: install
 	$(PY) -m ruff check .

@@ -13,19 +13,28 @@ import eventlet  # noqa: E402
 eventlet.monkey_patch()
 
 import logging  # noqa: E402
+import resource  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 from types import FrameType  # noqa: E402
 
 import eventlet.wsgi  # noqa: E402
 
-from realtime.server import create_server  # noqa: E402
+from realtime.server import Limits, create_server  # noqa: E402
 from shared.config import Settings  # noqa: E402
 
 log = logging.getLogger("realtime")
 
 STOP_POLL_SECONDS = 0.2
 STOP_TIMEOUT_SECONDS = 5.0
+
+
+def _allow_open_files(wanted: int) -> None:
+    """One file per connection: raise the soft limit as far as the hard limit allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def main() -> int:
@@ -48,12 +57,29 @@ def main() -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 
-    server = create_server(settings)
-    listener = eventlet.listen((settings.realtime_host, settings.realtime_port))
+    _allow_open_files(settings.realtime_max_connections + 256)
+    limits = Limits.from_settings(settings)
+    server = create_server(settings, limits)
+    # Every websocket holds one of the WSGI server's slots for its life (eventlet's default
+    # is 1,024), and a reconnect storm needs a deep accept queue.
+    listener = eventlet.listen((settings.realtime_host, settings.realtime_port), backlog=2048)
     server.start()
-    http = eventlet.spawn(eventlet.wsgi.server, listener, server.app, log_output=False, debug=False)
+    http = eventlet.spawn(
+        eventlet.wsgi.server,
+        listener,
+        server.app,
+        max_size=settings.realtime_max_connections,
+        log_output=False,
+        debug=False,
+    )
     log.info(
-        "realtime: serving on %s:%d, consuming %s", settings.realtime_host, settings.realtime_port, server.feed.queue
+        "realtime: serving on %s:%d, consuming %s (ping %gs + %gs, at most %d packets pending per connection)",
+        settings.realtime_host,
+        settings.realtime_port,
+        server.feed.queue,
+        limits.ping_interval,
+        limits.ping_timeout,
+        limits.max_pending_packets,
     )
 
     while not stop_requested and not http.dead:

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 QUEUE_EXPIRES_MS = 5 * 60 * 1000
 RECENT_EVENT_IDS = 10_000
+YIELD_EVERY = 100
 
 Emit = Callable[[Delivery], None]
 Spawn = Callable[[Callable[[], None]], Any]
@@ -62,11 +63,13 @@ class Feed:
         emit: Emit,
         here: Callable[[str], bool],
         on_resume: Callable[[], None] | None = None,
+        pause: Callable[[], None] = lambda: None,
     ) -> None:
         self.settings = settings
         self._emit = emit
         self._here = here
         self._on_resume = on_resume
+        self._pause = pause
         self._consumed_before = False
         self._cursors = Cursors(settings.cursor_secret)
         self._seen = RecentIds(RECENT_EVENT_IDS)
@@ -103,8 +106,11 @@ class Feed:
         """The consumer's handler: emit to the audience's rooms (at-least-once in, once out)."""
         if envelope.id in self._seen:
             return
-        for delivery in deliveries(envelope, self._here, self._cursor):
+        for count, delivery in enumerate(deliveries(envelope, self._here, self._cursor), 1):
             self._emit(delivery)
+            if count % YIELD_EVERY == 0:
+                # Let the writers put what is queued on the wire while a big fan-out goes on.
+                self._pause()
         self._seen.add(envelope.id)
 
     def _cursor(self, user_id: str, seq: int) -> str:

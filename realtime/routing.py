@@ -1,19 +1,33 @@
-"""Which Socket.IO event a logged change becomes, for whom, with what payload. No I/O."""
+"""Which Socket.IO packets a logged change becomes, and for whom. No I/O.
+
+A change goes to every audience member connected to this process, each with their own
+personal part and cursor. Encoding the payload is most of the cost, so it is encoded once
+per distinct part (once in all for most events) and only the cursor is added per member:
+the text is a Socket.IO v5 EVENT packet for the default namespace, `2["<event>",{...}]`,
+exactly what python-socketio's `emit` would have written.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from shared.events import CATALOGUE, LOGGED_PREFIX, Envelope, client_types, client_view, personal_index
 
+EVENT_PACKET = "2"
+
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
     event: str
-    payload: dict[str, Any]
     user_id: str
+    packet: str  # the Socket.IO packet text
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return json.loads(self.packet[len(EVENT_PACKET) :])[1]
 
 
 def user_room(user_id: str) -> str:
@@ -32,6 +46,13 @@ def client_event(envelope: Envelope) -> str | None:
     return spec.client_event if spec is not None else None
 
 
+def _packet_head(event: str, payload: dict[str, Any]) -> str:
+    """The packet up to where the cursor goes: `2["event",{...,"cursor":`."""
+    payload.pop("cursor", None)
+    encoded = json.dumps([event, payload], separators=(",", ":"))
+    return EVENT_PACKET + encoded[:-2] + ',"cursor":'
+
+
 def deliveries(
     envelope: Envelope,
     here: Callable[[str], bool],
@@ -42,11 +63,12 @@ def deliveries(
     if event is None or envelope.seq is None:
         return
     parts = personal_index(envelope.data)
-    shared = client_view(envelope, None)
+    heads: dict[int, str] = {}  # by the identity of the personal part (None: the shared view)
     for user_id in dict.fromkeys(envelope.audience or ()):
         if not here(user_id):
             continue
         part = parts.get(user_id)
-        payload = client_view(envelope, part) if part is not None else dict(shared)
-        payload["cursor"] = cursor_for(user_id, envelope.seq)
-        yield Delivery(event=event, payload=payload, user_id=user_id)
+        head = heads.get(id(part))
+        if head is None:
+            head = heads[id(part)] = _packet_head(event, client_view(envelope, part))
+        yield Delivery(event, user_id, head + json.dumps(cursor_for(user_id, envelope.seq)) + "}]")

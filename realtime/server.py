@@ -22,9 +22,26 @@ from shared.errors import AppError
 
 log = logging.getLogger(__name__)
 
-# A dead client is dropped after at most ping_interval + ping_timeout = 45s.
-PING_INTERVAL = 25
-PING_TIMEOUT = 20
+# A dead client must be gone within a minute. On websocket it is dropped when nothing has
+# come from it for ping_interval + ping_timeout (python-engineio's read timeout): 40s by
+# default. On long-polling only python-engineio's sweep notices the missing pong, visiting
+# each connection once per ping_timeout, so up to ping_interval + 2 * ping_timeout: 55s.
+# The values are settings (REALTIME_PING_INTERVAL, REALTIME_PING_TIMEOUT).
+# REALTIME_MAX_PENDING_PACKETS: packets waiting to be written to one connection before it
+# is dropped as too slow.
+# python-engineio queues every outgoing packet per connection, unbounded, until that
+# connection's writer has put it on the wire; a client that stops reading would otherwise
+# grow this process without limit. Counted in packets because the queue's length is free
+# to read on every emit, its bytes are not. One event is one packet, mostly 1-2 KB (the
+# largest message, 10,000 characters, is tens of KB once JSON-escaped), so 1,000 is ~1-2 MB
+# per slow connection and far more backlog than a client that keeps up ever has: one that
+# far behind is better served by reconnecting and catching up with GET /api/v1/sync. The
+# writer may hold one more batch it already took from the queue, so the worst case per
+# connection is about twice this.
+# Sent to every client when consuming resumes after the bus was unreachable: sync from your cursor.
+RESYNC = "resync"
+# The event a connection dropped by the server gets just before it closes, in API.md's error shape.
+DISCONNECT_REASON = "disconnect_reason"
 # How often connections whose token has expired are closed: at most this late.
 EXPIRY_SWEEP_SECONDS = 5
 # Clients send nothing but the connect packet, so a large frame is only ever abuse.
@@ -45,6 +62,93 @@ class _Server(socketio.Server):
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             log.warning("realtime: dropping client %s after a malformed packet: %.200r", eio_sid, exc)
             self.eio.disconnect(eio_sid)
+
+
+_DEFAULTS = Settings()
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How long a silent client lives and how far behind one may fall."""
+
+    ping_interval: float = _DEFAULTS.realtime_ping_interval
+    ping_timeout: float = _DEFAULTS.realtime_ping_timeout
+    max_pending_packets: int = _DEFAULTS.realtime_max_pending_packets
+
+    def __post_init__(self) -> None:
+        if self.ping_interval <= 0 or self.ping_timeout <= 0 or self.max_pending_packets <= 0:
+            raise ValueError(f"realtime limits must be positive: {self}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(
+            settings.realtime_ping_interval, settings.realtime_ping_timeout, settings.realtime_max_pending_packets
+        )
+
+
+class Backpressure:
+    """Drops the connections of a room that have fallen too far behind, before more is queued for them.
+
+    Reads python-engineio's per-connection queue (`Socket.queue`, the same in every async
+    mode) without changing how python-socketio emits. A dropped connection loses its
+    unwritten backlog at once, gets `disconnect_reason` and then a closed transport, which
+    Socket.IO clients answer by reconnecting; GET /api/v1/sync fills the gap. A
+    long-polling client cannot fetch anything from a closed session, so it only sees its
+    next poll refused, and reconnects just the same.
+    """
+
+    def __init__(self, sio: socketio.Server, max_pending: int) -> None:
+        self._sio = sio
+        self._max_pending = max_pending
+        self._reason = AppError(
+            "too_slow",
+            "The connection fell too far behind; reconnect and catch up with GET /api/v1/sync.",
+            {"max_pending_packets": max_pending},
+        ).to_dict()
+
+    def check(self, room: str) -> None:
+        """Before an emit to `room`: drop each member with more than `max_pending` packets unwritten."""
+        members = self._sio.manager.rooms.get("/", {}).get(room)
+        if not members:
+            return
+        sockets = self._sio.eio.sockets
+        # A snapshot, one or two entries: on threads a connection may come or go meanwhile.
+        for sid, eio_sid in tuple(members.items()):
+            connection = sockets.get(eio_sid)
+            if connection is not None and connection.queue.qsize() > self._max_pending:
+                self._drop(sid, eio_sid, connection)
+
+    def _drop(self, sid: str, eio_sid: str, connection: Any) -> None:
+        if connection.closing or connection.closed:
+            return
+        discarded = self._discard_backlog(connection.queue)
+        log.warning(
+            "realtime: dropping %s, too slow: %d packets were not yet written (limit %d)",
+            sid,
+            discarded,
+            self._max_pending,
+        )
+        self._sio.emit(DISCONNECT_REASON, self._reason, to=sid)
+        # Not eio.disconnect(): it waits until the writer has sent everything, which a client
+        # that does not read never lets happen. The writer sends the reason, then closes.
+        connection.close(wait=False, abort=False)
+        self._sio.eio.sockets.pop(eio_sid, None)
+
+    def _discard_backlog(self, queue: Any) -> int:
+        """Empty the queue of what the writer has not taken yet; how many packets that was."""
+        empty = self._sio.eio.get_queue_empty_exception()
+        discarded = 0
+        while True:
+            try:
+                packet = queue.get_nowait()
+            except empty:
+                return discarded
+            queue.task_done()
+            if packet is None:
+                # python-engineio's "closing" marker for the writer: keep it.
+                queue.put(None)
+                return discarded
+            discarded += 1
 
 
 class Expiry:
@@ -130,28 +234,40 @@ def _register_handlers(sio: socketio.Server, settings: Settings, expiry: Expiry)
         return None
 
 
-def create_server(settings: Settings) -> RealtimeServer:
+def create_server(settings: Settings, limits: Limits | None = None) -> RealtimeServer:
     """Build the server; nothing touches the network until `start()` and the WSGI server."""
+    limits = limits or Limits.from_settings(settings)
     sio = _Server(
         async_mode=settings.realtime_async_mode,
         # Clients are served by the gateway, on another origin.
         cors_allowed_origins="*",
-        ping_interval=PING_INTERVAL,
-        ping_timeout=PING_TIMEOUT,
+        ping_interval=limits.ping_interval,
+        ping_timeout=limits.ping_timeout,
         max_http_buffer_size=MAX_CLIENT_MESSAGE_BYTES,
         logger=False,
         engineio_logger=False,
     )
     expiry = Expiry()
     _register_handlers(sio, settings, expiry)
+    backpressure = Backpressure(sio, limits.max_pending_packets)
 
     def emit(delivery: Delivery) -> None:
-        sio.emit(delivery.event, delivery.payload, to=user_room(delivery.user_id))
+        """Queue the ready-made packet on each of the user's connections (as `sio.emit` would, minus
+        encoding it again for each), after dropping any connection that has fallen too far behind."""
+        room = user_room(delivery.user_id)
+        backpressure.check(room)
+        members = sio.manager.rooms.get("/", {}).get(room)
+        for eio_sid in tuple(members.values()) if members else ():
+            sio.eio.send(eio_sid, delivery.packet)
 
     def here(user_id: str) -> bool:
         """Whether this process holds a connection of the user (else it has nothing to do for them)."""
         return bool(sio.manager.rooms.get("/", {}).get(user_room(user_id)))
 
-    feed = Feed(settings, emit, here)
+    def resync() -> None:
+        # Events may have been lost while the bus was away: every client catches up with /sync.
+        sio.emit(RESYNC, {"reason": "bus_reconnected"})
+
+    feed = Feed(settings, emit, here, on_resume=resync, pause=lambda: sio.sleep(0))
     app = socketio.WSGIApp(sio, health_app(lambda: feed.ready), socketio_path=settings.socketio_path)
     return RealtimeServer(settings=settings, sio=sio, feed=feed, app=app, expiry=expiry)

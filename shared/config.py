@@ -54,6 +54,11 @@ class Settings:
     realtime_public_url: str = ""
     socketio_path: str = "socket.io"
     realtime_async_mode: str = "eventlet"
+    # A dead client is dropped after ping interval + timeout with nothing heard from it.
+    realtime_ping_interval: float = 25.0
+    realtime_ping_timeout: float = 15.0
+    realtime_max_pending_packets: int = 1000
+    realtime_max_connections: int = 20_000
     max_body_bytes: int = 1024 * 1024
     course_participants_url: str = "https://lms.example.org/course/{course_id}/participants"
     sync_retention_hours: float = 7 * 24
@@ -94,6 +99,10 @@ class Settings:
             realtime_public_url=_env("REALTIME_PUBLIC_URL", ""),
             socketio_path=_env("SOCKETIO_PATH", d.socketio_path),
             realtime_async_mode=_env("REALTIME_ASYNC_MODE", d.realtime_async_mode),
+            realtime_ping_interval=_env_float("REALTIME_PING_INTERVAL", d.realtime_ping_interval),
+            realtime_ping_timeout=_env_float("REALTIME_PING_TIMEOUT", d.realtime_ping_timeout),
+            realtime_max_pending_packets=_env_int("REALTIME_MAX_PENDING_PACKETS", d.realtime_max_pending_packets),
+            realtime_max_connections=_env_int("REALTIME_MAX_CONNECTIONS", d.realtime_max_connections),
             max_body_bytes=_env_int("MAX_BODY_BYTES", d.max_body_bytes),
             course_participants_url=_env("COURSE_PARTICIPANTS_URL", d.course_participants_url),
             sync_retention_hours=_env_float("SYNC_RETENTION_HOURS", d.sync_retention_hours),

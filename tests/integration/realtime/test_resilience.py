@@ -161,6 +161,8 @@ def test_a_broker_outage_keeps_sockets_open_and_delivers_what_was_published_mean
                 proxy.restore()
                 assert wait_for(rt.ready, timeout=90), rt.log()
                 assert wait_for(lambda: alice.got(during.id), timeout=30), rt.log()
+                # And since a queue may not outlive every outage, clients are told to catch up.
+                assert alice.events("resync") == [{"reason": "bus_reconnected"}]
                 _still_serving(rt, settings, alice)
             finally:
                 alice.client.disconnect()
