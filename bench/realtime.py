@@ -43,7 +43,6 @@ from urllib.parse import urlsplit
 from kombu import Connection
 from sqlalchemy import text
 
-import deploy.local as local
 from bench.wsload import Client, connect_many
 from deploy.local import DEFINITIONS, Stack, delete_topology, setup
 from shared.auth import issue_token
@@ -59,24 +58,10 @@ BENCH_USER = "user-rtb-{:04d}"
 # Only the tag and the event name are relied on, not the payload's shape.
 TAG = re.compile(r"rtbench~(\w+)~(\d+)~")
 CREATED = '2["message.created"'
-try:  # the server's Engine.IO ping interval: it pings again only after the client's pong
-    from realtime.server import PING_INTERVAL
-except ImportError:  # pragma: no cover
-    PING_INTERVAL = 25
+# The server's Engine.IO ping interval: it pings again only after the client's pong.
+PING_INTERVAL = Settings().realtime_ping_interval
 TARGET_KB_PER_CONNECTION = 30
 TARGET_FANOUT_P99_MS = 500
-
-# Bench-only: python -m realtime, but with eventlet.wsgi's connection pool (1,024 by default) resized.
-_LIFTED_REALTIME = """\
-import runpy, sys, warnings
-warnings.filterwarnings("ignore", message=r"\\s*Eventlet is deprecated")
-import eventlet
-eventlet.monkey_patch()
-import eventlet.wsgi
-eventlet.wsgi.DEFAULT_MAX_SIMULTANEOUS_REQUESTS = int(sys.argv[1])
-sys.argv = ["realtime"]
-runpy.run_module("realtime", run_name="__main__", alter_sys=True)
-"""
 
 
 # --- small helpers ----------------------------------------------------------------------------
@@ -266,24 +251,6 @@ def bench_roster_delta(size: int) -> bytes:
             ),
         }
     )
-
-
-def lift_realtime_connection_cap(limit: int) -> None:
-    """Bench-only experiment: start realtime with eventlet.wsgi's pool of `limit` connections.
-
-    Wraps deploy.local.commands (which Stack.start looks up when it runs), so every other
-    process, and realtime's own code, stay exactly as shipped.
-    """
-    original = local.commands
-
-    def commands(settings: Settings, **kwargs: Any) -> dict[str, tuple[list[str], dict[str, str]]]:
-        procs = original(settings, **kwargs)
-        for name, (argv, extra) in list(procs.items()):
-            if name.startswith("realtime") and argv[1:] == ["-m", "realtime"]:
-                procs[name] = ([argv[0], "-c", _LIFTED_REALTIME, str(limit)], extra)
-        return procs
-
-    local.commands = commands
 
 
 def wait_until_quiet(settings: Settings, timeout: float = 90.0) -> float:
@@ -494,11 +461,6 @@ def diagnosis(
         f"the realtime process stopped completing handshakes after {connected:,} connections "
         f"(it holds ~{server_sockets:,} more descriptors than idle); later clients time out in the accept queue"
     )
-    if connected == 1024 and not args.realtime_max_connections:
-        text_ += (
-            ": 1,024 is eventlet.wsgi.server's default max_size (DEFAULT_MAX_SIMULTANEOUS_REQUESTS), a green "
-            "pool whose every slot a websocket holds for its lifetime; realtime/__main__.py does not pass max_size"
-        )
     return text_
 
 
@@ -800,13 +762,6 @@ def main() -> None:
     parser.add_argument("--probe-interval", type=float, default=2.0)
     parser.add_argument("--concurrency", type=int, default=64, help="connection handshakes in flight")
     parser.add_argument("--connect-timeout", type=float, default=10.0)
-    parser.add_argument(
-        "--realtime-max-connections",
-        type=int,
-        default=None,
-        help="bench-only experiment: run realtime with eventlet.wsgi's connection pool at this size "
-        "instead of its default 1,024 (default: run realtime exactly as shipped)",
-    )
     args = parser.parse_args()
     if args.course_size < 1:
         parser.error("--course-size must be at least 1")
@@ -826,8 +781,6 @@ def main() -> None:
         realtime_port=realtime_port,
         log_level="WARNING",
     )
-    if args.realtime_max_connections:
-        lift_realtime_connection_cap(args.realtime_max_connections)
     log_dir = Path(tempfile.mkdtemp(prefix="rtbench-logs-"))
     began = time.monotonic()
     for name in DEFINITIONS:
@@ -863,11 +816,7 @@ def main() -> None:
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
             "cores": os.cpu_count(),
             "python": sys.version.split()[0],
-            "realtime_mode": (
-                f"eventlet.wsgi pool lifted to {args.realtime_max_connections} (bench-only experiment)"
-                if args.realtime_max_connections
-                else "as shipped"
-            ),
+            "realtime_mode": "as shipped",
             "fd_limit": fd_limit,
             "options": vars(args),
             "stack_processes": sorted(stack.processes),

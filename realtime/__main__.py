@@ -29,6 +29,15 @@ STOP_POLL_SECONDS = 0.2
 STOP_TIMEOUT_SECONDS = 5.0
 
 
+class _Protocol(eventlet.wsgi.HttpProtocol):
+    """eventlet's HTTP handler with small socket buffers: a websocket keeps its handler (and
+    these buffers) for its whole life but reads and writes the raw socket after the upgrade,
+    so the default 8 KB + 16 KB buffers would only cost memory on every connection."""
+
+    rbufsize = 2048
+    wbufsize = 2048
+
+
 def _allow_open_files(wanted: int) -> None:
     """One file per connection: raise the soft limit as far as the hard limit allows."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -69,6 +78,7 @@ def main() -> int:
         listener,
         server.app,
         max_size=settings.realtime_max_connections,
+        protocol=_Protocol,
         log_output=False,
         debug=False,
     )
