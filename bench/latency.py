@@ -27,28 +27,13 @@ from urllib.parse import urlsplit
 import requests
 import socketio
 
+from bench.measure import Meter, free_port, percentile
 from deploy.local import DEFINITIONS, Stack, delete_topology, setup
 from shared.auth import issue_token
 from shared.config import Settings
 from shared.db import drop_database
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
-    return ordered[index]
 
 
 class Receivers:
@@ -78,7 +63,7 @@ class Receivers:
 
 
 def run_phase(
-    api: str, pairs: list[dict[str, Any]], receivers: Receivers, rate: float, count: int, phase: str
+    stack: Stack, api: str, pairs: list[dict[str, Any]], receivers: Receivers, rate: float, count: int, phase: str
 ) -> dict[str, Any]:
     interval = 1.0 / rate
     sent_at: dict[str, float] = {}
@@ -117,6 +102,7 @@ def run_phase(
                 errors += 1
 
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+    meter = Meter(stack)
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=64) as pool:
         for i in range(count):
@@ -129,6 +115,7 @@ def run_phase(
                 break
         time.sleep(0.05)
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    used = meter.read()
     with receivers.lock:
         latencies = [(receivers.arrived[t] - s) * 1000 for t, s in sent_at.items() if t in receivers.arrived]
         last_arrival = max((receivers.arrived[t] for t in sent_at if t in receivers.arrived), default=send_done)
@@ -142,17 +129,23 @@ def run_phase(
         "http_errors": errors,
         "achieved_rate": round(len(latencies) / elapsed, 1) if elapsed > 0 else None,
         "latency_ms": {
-            "p50": round(_percentile(latencies, 50), 2),
-            "p95": round(_percentile(latencies, 95), 2),
-            "p99": round(_percentile(latencies, 99), 2),
+            "p50": round(percentile(latencies, 50), 2),
+            "p95": round(percentile(latencies, 95), 2),
+            "p99": round(percentile(latencies, 99), 2),
             "max": round(max(latencies), 2) if latencies else None,
             "mean": round(statistics.fmean(latencies), 2) if latencies else None,
         },
         "http_response_ms": {
-            "p50": round(_percentile(http_ms, 50), 2),
-            "p99": round(_percentile(http_ms, 99), 2),
+            "p50": round(percentile(http_ms, 50), 2),
+            "p99": round(percentile(http_ms, 99), 2),
         },
         "load_generator_cpu_share": round(generator_cpu / (elapsed * (os.cpu_count() or 1)), 3) if elapsed else None,
+        # Where the machine's time goes, per message sent: each process of the system, the database, the broker.
+        "cpu_ms_per_message": {
+            name: round(seconds * 1000 / count, 2)
+            for name, seconds in {**used["stack_cpu_s"], **used["server_cpu_s"]}.items()
+        },
+        "machine_busy_share": used["machine_busy_share"],
     }
 
 
@@ -184,7 +177,7 @@ def main() -> None:
     args = parser.parse_args()
 
     base = Settings.from_env()
-    gateway_port, realtime_port = _free_port(), _free_port()
+    gateway_port, realtime_port = free_port(), free_port()
     settings = dataclasses.replace(
         base,
         namespace=f"bench-{gateway_port}",
@@ -214,10 +207,10 @@ def main() -> None:
                 raise RuntimeError(f"{teacher} -> {student}: {created.text}")
             pairs.append({"token": token, "conversation_id": created.json()["conversation"]["id"]})
             receivers.connect(f"http://127.0.0.1:{realtime_port}", issue_token(settings, student))
-        run_phase(api, pairs, receivers, 50, 200, "warmup")
+        run_phase(stack, api, pairs, receivers, 50, 200, "warmup")
         phases = []
         for rate in [float(r) for r in args.rates.split(",")]:
-            result = run_phase(api, pairs, receivers, rate, args.messages, f"r{int(rate)}")
+            result = run_phase(stack, api, pairs, receivers, rate, args.messages, f"r{int(rate)}")
             phases.append(result)
             print(json.dumps(result))
             if result["lost"] or result["http_errors"] or (result["achieved_rate"] or 0) < 0.9 * rate:

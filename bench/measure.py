@@ -1,0 +1,130 @@
+"""What the benchmarks share: CPU accounting per process over a stretch of wall time."""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from deploy.local import Stack
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+def stats(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None, "p99": None, "max": None, "mean": None}
+    return {
+        "p50": round(percentile(values, 50), 2),
+        "p95": round(percentile(values, 95), 2),
+        "p99": round(percentile(values, 99), 2),
+        "max": round(max(values), 2),
+        "mean": round(statistics.fmean(values), 2),
+    }
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+# The broker and the database serve the system too, though they are not Stack processes.
+SERVERS = {"postgres": ("postgres",), "rabbitmq": ("beam.smp",)}
+
+
+def process_table() -> dict[int, tuple[int, float, str]]:
+    """pid -> (parent pid, user + system CPU seconds, command name) of every live process."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        table[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK, comm)
+    return table
+
+
+def tree_cpu(table: dict[int, tuple[int, float, str]], root: int) -> float:
+    """CPU seconds of a process and its live descendants (gunicorn's workers)."""
+    wanted = {root}
+    changed = True
+    while changed:
+        changed = False
+        for pid, (parent, _, _) in table.items():
+            if parent in wanted and pid not in wanted:
+                wanted.add(pid)
+                changed = True
+    return sum(table[pid][1] for pid in wanted if pid in table)
+
+
+def machine_jiffies() -> tuple[float, float, float]:
+    """(busy, total, interrupts) CPU seconds of the whole machine since boot, all cores together."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values) - idle) / _TICK, sum(values) / _TICK, (values[5] + values[6]) / _TICK
+
+
+class Meter:
+    """CPU used over one stretch of wall time: by the generator, each Stack process, PostgreSQL,
+    RabbitMQ, and whatever else runs on the machine (on a shared machine, other work)."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.start = self._sample()
+
+    def _sample(self) -> dict[str, Any]:
+        table = process_table()
+        return {
+            "table": {pid: cpu for pid, (_, cpu, _) in table.items()},
+            "wall": time.perf_counter(),
+            "generator": time.process_time(),
+            "stack": {name: tree_cpu(table, p.pid) for name, p in self.stack.processes.items()},
+            "servers": {
+                name: sum(cpu for _, cpu, comm in table.values() if comm in comms) for name, comms in SERVERS.items()
+            },
+            "machine": machine_jiffies(),
+        }
+
+    def read(self) -> dict[str, Any]:
+        a, b = self.start, self._sample()
+        wall = b["wall"] - a["wall"]
+        generator = b["generator"] - a["generator"]
+        stack = {name: round(b["stack"][name] - a["stack"].get(name, 0.0), 2) for name in b["stack"]}
+        servers = {name: round(max(0.0, b["servers"][name] - a["servers"][name]), 2) for name in b["servers"]}
+        busy = b["machine"][0] - a["machine"][0]
+        capacity = max(1e-9, b["machine"][1] - a["machine"][1])
+        ours = generator + sum(stack.values()) + sum(servers.values())
+        interrupts = b["machine"][2] - a["machine"][2]
+        # Every process's CPU over the stretch (new ones from zero), less ours: other work on the machine.
+        everyone = sum(cpu - a["table"].get(pid, 0.0) for pid, cpu in b["table"].items())
+        others = max(0.0, everyone - ours)
+        other = max(0.0, busy - ours)
+        return {
+            "wall_s": round(wall, 2),
+            "generator_cpu_s": round(generator, 2),
+            "generator_share_of_one_core": round(generator / wall, 3) if wall else None,
+            "generator_share_of_machine": round(generator / capacity, 3),
+            "machine_busy_share": round(busy / capacity, 3),
+            "stack_cpu_s": stack,
+            "server_cpu_s": servers,
+            # Everything else the machine did: other processes, interrupts, processes that came and went.
+            "other_cpu_s": round(other, 2),
+            "other_processes_cpu_s": round(others, 2),
+            "interrupts_cpu_s": round(interrupts, 2),
+            "other_processes_share_of_machine": round(others / capacity, 3),
+        }
