@@ -10,7 +10,6 @@ anywhere republishes (with the same position, found by event id) and loses nothi
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -46,6 +45,7 @@ def log_queue(settings: Settings) -> Queue:
 class Pending:
     delivery_tag: int
     envelope: Envelope | None  # None: malformed, dead-lettered without logging
+    body: str = ""
 
 
 _LOGGABLE = frozenset(client_types())
@@ -68,42 +68,58 @@ def parse(body: bytes | str) -> Envelope:
     return envelope
 
 
-def store(session: Db, envelopes: list[Envelope]) -> dict[str, int]:
-    """Log the envelopes in order (idempotent by event id); event id -> position."""
-    ids = [e.id for e in envelopes]
-    session.execute(
-        text(
-            """
-            INSERT INTO changes (event_id, type, envelope)
-            SELECT i, t, e FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[]), CAST(:bodies AS text[]))
-                 WITH ORDINALITY AS x(i, t, e, n)
-            ORDER BY n
-            ON CONFLICT (event_id) DO NOTHING
-            """
-        ),
-        {"ids": ids, "types": [e.type for e in envelopes], "bodies": [e.to_json() for e in envelopes]},
+# One round trip: number the new events in order, find the numbers of those already logged (a
+# redelivery), and record who saw each. The CTEs share one snapshot, so `known` sees only what
+# was logged before this statement, and `fresh` what it logs now.
+_STORE = text(
+    """
+    WITH fresh AS (
+        INSERT INTO changes (event_id, type, envelope)
+        SELECT i, t, e FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[]), CAST(:bodies AS text[]))
+             WITH ORDINALITY AS x(i, t, e, n)
+        ORDER BY n
+        ON CONFLICT (event_id) DO NOTHING
+        RETURNING event_id, seq
+    ), known AS (
+        SELECT event_id, seq FROM changes WHERE event_id = ANY(CAST(:ids AS uuid[]))
+    ), positions AS (
+        SELECT * FROM fresh UNION ALL SELECT * FROM known
+    ), seen AS (
+        INSERT INTO change_audience (user_id, seq)
+        SELECT a.u, p.seq
+        FROM unnest(CAST(:users AS text[]), CAST(:user_events AS uuid[])) AS a(u, e)
+        JOIN positions p ON p.event_id = a.e
+        ON CONFLICT DO NOTHING
     )
-    seqs = {
-        str(r.event_id): r.seq
-        for r in session.execute(
-            text("SELECT event_id, seq FROM changes WHERE event_id = ANY(CAST(:ids AS uuid[]))"), {"ids": ids}
-        )
-    }
+    SELECT event_id, seq FROM positions
+    """
+)
+
+
+def store(session: Db, events: list[tuple[Envelope, str]]) -> dict[str, int]:
+    """Log (envelope, body as received) pairs in order, idempotent by event id; event id -> position."""
     users: list[str] = []
-    positions: list[int] = []
-    for envelope in envelopes:
+    user_events: list[str] = []
+    for envelope, _ in events:
         for user in dict.fromkeys(envelope.audience or ()):
             users.append(user)
-            positions.append(seqs[envelope.id])
-    if users:
-        session.execute(
-            text(
-                "INSERT INTO change_audience (user_id, seq) "
-                "SELECT * FROM unnest(CAST(:users AS text[]), CAST(:seqs AS bigint[])) ON CONFLICT DO NOTHING"
-            ),
-            {"users": users, "seqs": positions},
-        )
-    return seqs
+            user_events.append(envelope.id)
+    rows = session.execute(
+        _STORE,
+        {
+            "ids": [e.id for e, _ in events],
+            "types": [e.type for e, _ in events],
+            "bodies": [body for _, body in events],
+            "users": users,
+            "user_events": user_events,
+        },
+    )
+    return {str(r.event_id): r.seq for r in rows}
+
+
+def with_position(body: str, seq: int) -> str:
+    """The event's JSON with its position added, without parsing it again (`body` is a JSON object)."""
+    return body.rstrip()[:-1] + f',"seq":{seq}}}'
 
 
 def prune(session: Db, retention_hours: float) -> int:
@@ -173,24 +189,22 @@ class ChangeLogger:
     def _receive(self, message: Any) -> None:
         try:
             envelope: Envelope | None = parse(message.body)
+            body = message.body if isinstance(message.body, str) else message.body.decode("utf-8")
         except ValueError as exc:
             log.error("sync logger: dead-lettering a malformed message: %s", exc)
-            envelope = None
-        self._pending.append(Pending(message.delivery_tag, envelope))
+            envelope, body = None, ""
+        self._pending.append(Pending(message.delivery_tag, envelope, body))
 
     def _flush(self, channel: Any) -> None:
         if not self._pending:
             return
         batch, self._pending = self._pending, []
-        envelopes = [p.envelope for p in batch if p.envelope is not None]
-        if envelopes:
+        events = [(p.envelope, p.body) for p in batch if p.envelope is not None]
+        if events:
             with transaction(self.url) as session:
-                seqs = store(session, envelopes)
+                seqs = store(session, events)
             self.publisher.publish(
-                [
-                    (e.id, LOGGED_PREFIX + e.type, json.dumps({**e.to_dict(), "seq": seqs[e.id]}, default=str))
-                    for e in envelopes
-                ]
+                [(e.id, LOGGED_PREFIX + e.type, with_position(body, seqs[e.id])) for e, body in events]
             )
         for p in batch:
             if p.envelope is None:
