@@ -173,7 +173,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="bench.latency")
     parser.add_argument("--pairs", type=int, default=20)
     parser.add_argument("--messages", type=int, default=2000)
-    parser.add_argument("--rates", default="100,200,250,300,400", help="msg/s; the first is the headline")
+    parser.add_argument("--rates", default="60,80,100,150,200", help="msg/s, rising; stops at the first it cannot sustain")
     args = parser.parse_args()
 
     base = Settings.from_env()
