@@ -200,10 +200,12 @@ def do_send_message(
     client_id = domain.check_client_id(client_id)
     conversation = access_participation(session, caller_id, conversation_id)
     fingerprint = domain.request_hash("message", str(conversation.id), body)
-    existing = existing_send(session, caller_id, client_id)
-    if existing is not None:
-        domain.idempotent_replay(existing.request_hash, fingerprint)
-        return message_view(existing)
+    # The common case (an open conversation) finds a retried send inside the store statement.
+    if conversation.status != "open" or conversation.type == "individual_batch":
+        existing = existing_send(session, caller_id, client_id)
+        if existing is not None:
+            domain.idempotent_replay(existing.request_hash, fingerprint)
+            return message_view(existing)
     text_body = domain.check_body(body)
     check_open(conversation)
     if conversation.type == "individual_batch":
@@ -231,10 +233,10 @@ def with_notices(session: Connection, conversation: Any, caller_id: str, message
     return {**message, "notices": [notice]}
 
 
-# One round trip for the hot path: number the message (locking the conversation row, so sends
-# to one conversation are serialised), store it, update the list preview, count it unread for
-# everyone else, move the sender's read mark (sending implies having read), and read the
-# audience at this very moment.
+# One round trip for the hot path: unless the same send was made before (its client_id), number
+# the message (locking the conversation row, so sends to one conversation are serialised),
+# store it, update the list preview, count it unread for everyone else, move the sender's read
+# mark (sending implies having read), and read the audience at this very moment.
 _STORE_MESSAGE = text(
     """
     WITH bumped AS (
@@ -244,6 +246,7 @@ _STORE_MESSAGE = text(
                 'sender_name', coalesce((SELECT name FROM people WHERE user_id = :me), 'Unknown user'),
                 'created_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
         WHERE id = :cid AND status = 'open'
+          AND NOT EXISTS (SELECT 1 FROM messages WHERE sender_id = :me AND client_id = :client_id)
         RETURNING last_seq, last_message, last_activity_at
     ), inserted AS (
         INSERT INTO messages (id, conversation_id, seq, sender_id, body, links, attachments, client_id,
@@ -298,7 +301,12 @@ def store_message(
         },
     ).first()
     if row is None:
-        raise AppError("conversation_closed", "This conversation is closed. No new messages can be sent.")
+        # Nothing stored: a retry of a send already made, or the conversation closed meanwhile.
+        existing = existing_send(session, caller_id, client_id)
+        if existing is None:
+            raise AppError("conversation_closed", "This conversation is closed. No new messages can be sent.")
+        domain.idempotent_replay(existing.request_hash, fingerprint)
+        return message_view(existing)
     message = message_view(row)
     # The list entry changes with it: its preview and its place (clients count unread themselves).
     listed = {
