@@ -156,20 +156,25 @@ class OutboxRelay:
                     pass
 
     def relay_once(self, conn: psycopg.Connection) -> int:
-        """Publish one batch; the number published (0 when empty or when the broker is down)."""
-        rows = conn.execute(
-            "SELECT id, event_id::text, type, envelope FROM outbox ORDER BY id LIMIT %s", (self.BATCH,)
-        ).fetchall()
-        if not rows:
-            return 0
+        """Publish one batch; the number published (0 when empty or when the broker is down).
+
+        The batch is taken off the outbox and published in one transaction that commits only
+        after the broker confirmed every event: a failed publish rolls the rows back, and a
+        crash in between publishes them again (consumers are idempotent).
+        """
         try:
-            self.publisher.publish([(event_id, type_, body) for _, event_id, type_, body in rows])
+            with conn.transaction():
+                rows = conn.execute(
+                    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT %s) "
+                    "RETURNING id, event_id::text, type, envelope",
+                    (self.BATCH,),
+                ).fetchall()
+                rows.sort()
+                self.publisher.publish([(event_id, type_, body) for _, event_id, type_, body in rows])
         except PublishFailed as exc:
-            log.warning("outbox relay %s: broker unavailable (%s); %d events wait", self.service, exc, len(rows))
+            log.warning("outbox relay %s: broker unavailable (%s); events wait", self.service, exc)
             self._stop.wait(1.0)
             return 0
-        # Deleting after the confirm: a crash in between republishes, and consumers are idempotent.
-        conn.execute("DELETE FROM outbox WHERE id = ANY(%s)", ([r[0] for r in rows],))
         return len(rows)
 
 
