@@ -10,7 +10,6 @@ Figures go to bench/results/latency-<time>.json and to stdout.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import http.client
 import json
 import os
@@ -27,10 +26,9 @@ from urllib.parse import urlsplit
 import requests
 import socketio
 
-from bench.measure import Meter, free_port, percentile
+from bench.measure import Meter, bench_settings, percentile
 from deploy.local import DEFINITIONS, Stack, delete_topology, setup
 from shared.auth import issue_token
-from shared.config import Settings
 from shared.db import drop_database
 
 RESULTS = Path(__file__).parent / "results"
@@ -173,19 +171,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="bench.latency")
     parser.add_argument("--pairs", type=int, default=20)
     parser.add_argument("--messages", type=int, default=2000)
-    parser.add_argument("--rates", default="60,80,100,150,200", help="msg/s, rising; stops at the first it cannot sustain")
+    parser.add_argument(
+        "--rates", default="60,80,100,150,200", help="msg/s, rising; stops at the first it cannot sustain"
+    )
     args = parser.parse_args()
 
-    base = Settings.from_env()
-    gateway_port, realtime_port = free_port(), free_port()
-    settings = dataclasses.replace(
-        base,
-        namespace=f"bench-{gateway_port}",
-        db_prefix="imbench",
-        gateway_port=gateway_port,
-        realtime_port=realtime_port,
-        log_level="WARNING",
-    )
+    settings = bench_settings("bench")
+    gateway_port, realtime_port = settings.gateway_port, settings.realtime_port
     for name in DEFINITIONS:
         drop_database(settings.database_url(name))
     setup(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import statistics
@@ -10,12 +11,26 @@ from pathlib import Path
 from typing import Any
 
 from deploy.local import Stack
+from shared.config import Settings
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def bench_settings(name: str) -> Settings:
+    """This machine's settings, in a namespace and databases of the benchmark's own, on free ports."""
+    gateway_port, realtime_port = free_port(), free_port()
+    return dataclasses.replace(
+        Settings.from_env(),
+        namespace=f"{name}-{gateway_port}",
+        db_prefix=f"im{name}",
+        gateway_port=gateway_port,
+        realtime_port=realtime_port,
+        log_level="WARNING",
+    )
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import http.client
 import json
 import math
@@ -42,7 +41,7 @@ from urllib.parse import urlsplit
 from kombu import Connection
 from sqlalchemy import text
 
-from bench.measure import Meter, free_port, stats
+from bench.measure import Meter, bench_settings, stats
 from bench.wsload import Client, connect_many
 from deploy.local import DEFINITIONS, Stack, delete_topology, setup
 from shared.auth import issue_token
@@ -651,16 +650,8 @@ def main() -> None:
     if fd_limit < needed:
         print(f"warning: RLIMIT_NOFILE is {fd_limit}, below the ~{needed} descriptors this run needs", flush=True)
 
-    base = Settings.from_env()
-    gateway_port, realtime_port = free_port(), free_port()
-    settings = dataclasses.replace(
-        base,
-        namespace=f"rtbench-{gateway_port}",
-        db_prefix="imrtbench",
-        gateway_port=gateway_port,
-        realtime_port=realtime_port,
-        log_level="WARNING",
-    )
+    settings = bench_settings("rtbench")
+    gateway_port, realtime_port = settings.gateway_port, settings.realtime_port
     log_dir = Path(tempfile.mkdtemp(prefix="rtbench-logs-"))
     began = time.monotonic()
     for name in DEFINITIONS:
