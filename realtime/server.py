@@ -48,6 +48,17 @@ EXPIRY_SWEEP_SECONDS = 5
 MAX_CLIENT_MESSAGE_BYTES = 64 * 1024
 
 
+def close_now(sio: socketio.Server, eio_sid: str) -> None:
+    """Close a connection without waiting for its queue to drain.
+
+    Not `eio.disconnect()`: it waits until the writer has sent everything, which a client that
+    does not read never lets happen. The writer sends what is queued (a reason), then closes.
+    """
+    connection = sio.eio.sockets.pop(eio_sid, None)
+    if connection is not None:
+        connection.close(wait=False, abort=False)
+
+
 class _Server(socketio.Server):
     """python-socketio, but a malformed packet costs its sender the connection, not a traceback.
 
@@ -61,7 +72,7 @@ class _Server(socketio.Server):
             super()._handle_eio_message(eio_sid, data)
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             log.warning("realtime: dropping client %s after a malformed packet: %.200r", eio_sid, exc)
-            self.eio.disconnect(eio_sid)
+            close_now(self, eio_sid)
 
 
 _DEFAULTS = Settings()
@@ -129,10 +140,7 @@ class Backpressure:
             self._max_pending,
         )
         self._sio.emit(DISCONNECT_REASON, self._reason, to=sid)
-        # Not eio.disconnect(): it waits until the writer has sent everything, which a client
-        # that does not read never lets happen. The writer sends the reason, then closes.
-        connection.close(wait=False, abort=False)
-        self._sio.eio.sockets.pop(eio_sid, None)
+        close_now(self._sio, eio_sid)
 
     def _discard_backlog(self, queue: Any) -> int:
         """Empty the queue of what the writer has not taken yet; how many packets that was."""
