@@ -21,7 +21,7 @@ from typing import IO
 from kombu import Connection
 from sqlalchemy import text
 
-from services import conversations, directory, sync
+from services import attachments, conversations, directory, sync
 from shared.auth import issue_token
 from shared.bus import declare_consumer_queue
 from shared.config import Settings
@@ -33,6 +33,7 @@ DEFINITIONS: dict[str, tuple[ServiceDefinition, Path]] = {
     "directory": (directory.DEFINITION, directory.MIGRATIONS),
     "conversations": (conversations.DEFINITION, conversations.MIGRATIONS),
     "sync": (sync.DEFINITION, sync.MIGRATIONS),
+    "attachments": (attachments.DEFINITION, attachments.MIGRATIONS),
 }
 DEMO_ACCOUNTS = {"teacher": "user-t-001", "student": "user-s-0001", "admin": "user-a-001"}
 
@@ -98,6 +99,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "REALTIME_HOST": settings.realtime_host,
         "REALTIME_PORT": str(settings.realtime_port),
         "REALTIME_PUBLIC_URL": settings.realtime_public_url,
+        "BLOB_STORE": settings.blob_store,
+        "BLOB_DIR": str(settings.blob_dir),
+        "S3_ENDPOINT_URL": settings.s3_endpoint_url,
+        "S3_BUCKET": settings.s3_bucket,
+        "S3_REGION": settings.s3_region,
         "RPC_TIMEOUT_SECONDS": str(settings.rpc_timeout_seconds),
         "RPC_THREADS": str(settings.rpc_threads),
         "LOG_LEVEL": settings.log_level,

@@ -9,6 +9,49 @@ SERVICES = ("directory", "conversations", "sync", "attachments", "moderation", "
 
 _TRUE = {"1", "true", "yes", "on"}
 
+# Documents, images, audio, video and archives; executables, scripts and web pages are not among them.
+_ATTACHMENT_TYPES = (
+    "application/pdf",
+    "text/plain",
+    "text/csv",
+    "application/rtf",
+    "text/rtf",
+    "application/msword",
+    "application/vnd.ms-excel",
+    "application/vnd.ms-powerpoint",
+    "application/vnd.openxmlformats-officedocument.*",
+    "application/vnd.oasis.opendocument.*",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "image/bmp",
+    "image/tiff",
+    "image/heic",
+    "audio/*",
+    "video/*",
+    "application/zip",
+    "application/x-7z-compressed",
+    "application/x-rar",
+    "application/vnd.rar",
+    "application/gzip",
+    "application/x-gzip",
+    "application/x-tar",
+    "application/x-bzip2",
+    "application/x-xz",
+)
+# Shown in the browser rather than saved: types a browser renders without running anything.
+_INLINE_TYPES = (
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "application/pdf",
+    "audio/*",
+    "video/*",
+    "text/plain",
+)
+
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
@@ -20,6 +63,11 @@ def _env_int(name: str, default: int) -> int:
 
 def _env_float(name: str, default: float) -> float:
     return float(os.environ.get(name, str(default)))
+
+
+def _env_list(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = os.environ.get(name)
+    return default if raw is None else tuple(p.strip() for p in raw.split(",") if p.strip())
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -60,8 +108,18 @@ class Settings:
     realtime_max_pending_packets: int = 1000
     realtime_max_connections: int = 20_000
     max_body_bytes: int = 1024 * 1024
+    max_upload_files: int = 10
     course_participants_url: str = "https://lms.example.org/course/{course_id}/participants"
     sync_retention_hours: float = 7 * 24
+    blob_store: str = "local"  # "local" (files under blob_dir) or "s3"
+    blob_dir: str = "var/blobs"
+    s3_endpoint_url: str = ""
+    s3_bucket: str = "school-im"
+    s3_region: str = "us-east-1"
+    # Content types a file may have (shell-style patterns), and those shown in the browser.
+    attachment_types: tuple[str, ...] = field(default_factory=lambda: _ATTACHMENT_TYPES)
+    attachment_inline_types: tuple[str, ...] = field(default_factory=lambda: _INLINE_TYPES)
+    unclaimed_upload_hours: float = 24.0
     log_level: str = "INFO"
 
     @classmethod
@@ -104,8 +162,17 @@ class Settings:
             realtime_max_pending_packets=_env_int("REALTIME_MAX_PENDING_PACKETS", d.realtime_max_pending_packets),
             realtime_max_connections=_env_int("REALTIME_MAX_CONNECTIONS", d.realtime_max_connections),
             max_body_bytes=_env_int("MAX_BODY_BYTES", d.max_body_bytes),
+            max_upload_files=_env_int("MAX_UPLOAD_FILES", d.max_upload_files),
             course_participants_url=_env("COURSE_PARTICIPANTS_URL", d.course_participants_url),
             sync_retention_hours=_env_float("SYNC_RETENTION_HOURS", d.sync_retention_hours),
+            blob_store=_env("BLOB_STORE", d.blob_store),
+            blob_dir=_env("BLOB_DIR", d.blob_dir),
+            s3_endpoint_url=_env("S3_ENDPOINT_URL", d.s3_endpoint_url),
+            s3_bucket=_env("S3_BUCKET", d.s3_bucket),
+            s3_region=_env("S3_REGION", d.s3_region),
+            attachment_types=_env_list("ATTACHMENT_TYPES", d.attachment_types),
+            attachment_inline_types=_env_list("ATTACHMENT_INLINE_TYPES", d.attachment_inline_types),
+            unclaimed_upload_hours=_env_float("UNCLAIMED_UPLOAD_HOURS", d.unclaimed_upload_hours),
             log_level=_env("LOG_LEVEL", d.log_level),
         ).check()
 

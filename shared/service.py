@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 class Worker(Protocol):
     """A long-running loop of a service besides RPC and plain consumers, with the queue it reads."""
 
-    queue: Queue
+    queue: Queue | None  # the queue it reads, if any
     ready: threading.Event
 
     def run(self) -> None: ...
@@ -42,7 +42,7 @@ class ServiceDefinition:
     def queues(self, settings: Settings) -> list[Queue]:
         """Every queue this service consumes from besides RPC, declared before anything publishes."""
         specs = [consumer_queue(settings, spec.name, spec.bindings) for spec in self.consumers(settings)]
-        return specs + [worker.queue for worker in self.workers(settings)]
+        return specs + [w.queue for w in self.workers(settings) if w.queue is not None]
 
 
 @dataclass

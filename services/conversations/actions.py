@@ -184,6 +184,24 @@ def check_open(conversation: Any) -> None:
 # Sending ------------------------------------------------------------------------------------
 
 
+def may_read_attachment(session: Connection, caller_id: str, attachment_id: Any) -> bool:
+    """Whether a message the caller can see carries this file (deleted messages carry none)."""
+    try:
+        ident = str(uuid.UUID(str(attachment_id)))
+    except ValueError:
+        return False
+    return (
+        session.execute(
+            text(
+                "SELECT 1 FROM messages m JOIN participants p ON p.conversation_id = m.conversation_id "
+                "WHERE p.user_id = :me AND m.deleted IS NULL AND m.attachments @> CAST(:probe AS jsonb) LIMIT 1"
+            ),
+            {"me": caller_id, "probe": to_json([{"id": ident}])},
+        ).first()
+        is not None
+    )
+
+
 def existing_send(session: Connection, caller_id: str, client_id: str | None) -> Any:
     if client_id is None:
         return None
@@ -194,24 +212,46 @@ def existing_send(session: Connection, caller_id: str, client_id: str | None) ->
 
 
 def do_send_message(
-    session: Connection, caller_id: str, conversation_id: Any, body: Any, client_id: Any
+    session: Connection,
+    caller_id: str,
+    conversation_id: Any,
+    body: Any,
+    client_id: Any,
+    *,
+    attachment_ids: list[str] | None = None,
+    attachments: list[dict[str, Any]] | None = None,
+    message_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
-    """Store a message and its event; a retry with the same `client_id` returns the first message."""
+    """Store a message and its event; a retry with the same `client_id` returns the first message.
+
+    `attachments` are the files already claimed for `message_id` (none on a retry, which only
+    needs `attachment_ids` to recognise the request).
+    """
     client_id = domain.check_client_id(client_id)
     conversation = access_participation(session, caller_id, conversation_id)
-    fingerprint = domain.request_hash("message", str(conversation.id), body)
+    asked = ("message", str(conversation.id), body) + ((sorted(attachment_ids),) if attachment_ids else ())
+    fingerprint = domain.request_hash(*asked)
     # The common case (an open conversation) finds a retried send inside the store statement.
     if conversation.status != "open" or conversation.type == "individual_batch":
         existing = existing_send(session, caller_id, client_id)
         if existing is not None:
             domain.idempotent_replay(existing.request_hash, fingerprint)
             return message_view(existing)
-    text_body = domain.check_body(body)
+    text_body = domain.check_body(body, has_attachments=bool(attachment_ids))
     check_open(conversation)
     if conversation.type == "individual_batch":
-        return send_to_batch(session, caller_id, conversation.id, text_body, client_id, fingerprint)
+        return send_to_batch(
+            session, caller_id, conversation.id, text_body, client_id, fingerprint, attachments=attachments
+        )
     message = store_message(
-        session, caller_id, conversation.id, text_body, client_id=client_id, fingerprint=fingerprint
+        session,
+        caller_id,
+        conversation.id,
+        text_body,
+        client_id=client_id,
+        fingerprint=fingerprint,
+        attachments=attachments,
+        message_id=message_id,
     )
     return with_notices(session, conversation, caller_id, message)
 
@@ -282,12 +322,13 @@ def store_message(
     attachments: list[dict[str, Any]] | None = None,
     forwarded_from: uuid.UUID | None = None,
     batch_id: uuid.UUID | None = None,
+    message_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
     """Append a message to an open conversation with its event. Checks are the caller's job."""
     row = session.execute(
         _STORE_MESSAGE,
         {
-            "mid": uuid.uuid4(),
+            "mid": message_id or uuid.uuid4(),
             "cid": conversation_id,
             "me": caller_id,
             "body": body,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from shared.errors import AppError, validation
 from shared.rpc import Caller, Method, RpcClient
 
 T = TypeVar("T")
+MAX_ATTACHMENTS = 10
 USERS_PER_CALL = 1000
 
 
@@ -28,9 +30,37 @@ def _me(caller: Caller | None) -> str:
     return caller.user_id
 
 
-def _refuse_attachments(params: dict[str, Any]) -> None:
-    if params.get("attachment_ids"):
-        raise AppError("not_allowed", "Files cannot be attached yet.", {"field": "attachment_ids"})
+def _attachment_ids(params: dict[str, Any]) -> list[str]:
+    raw = params.get("attachment_ids")
+    if raw is None or raw == []:
+        return []
+    if not isinstance(raw, list) or len(raw) > MAX_ATTACHMENTS or not all(isinstance(i, str) for i in raw):
+        raise validation(f"Attach at most {MAX_ATTACHMENTS} files, by their ids.", field="attachment_ids")
+    return list(dict.fromkeys(raw))
+
+
+class Files:
+    """The attachments service, as a send sees it: claim the sender's uploads, give them back on failure."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.rpc = RpcClient(settings)
+
+    def claimed(self, me: str, ids: list[str], work: Callable[[list[dict[str, Any]], uuid.UUID], T]) -> T:
+        """Run `work(files, message_id)` with the files claimed for that message (none asked: none)."""
+        message_id = uuid.uuid4()
+        if not ids:
+            return work([], message_id)
+        files = self.rpc.call(
+            "attachments", "attachments.claim", {"ids": ids, "message_id": str(message_id)}, caller=me
+        )["attachments"]
+        try:
+            return work(files, message_id)
+        except BaseException:
+            try:
+                self.rpc.call("attachments", "attachments.release", {"message_id": str(message_id)}, caller=me)
+            except AppError:
+                pass  # unclaimed uploads are purged in time anyway
+            raise
 
 
 @dataclass
@@ -131,6 +161,7 @@ def methods(settings: Settings) -> dict[str, Method]:
     cursors = Cursors(settings.cursor_secret)
     directory = Directory(settings)
     views.configure(settings.course_participants_url)
+    files = Files(settings)
 
     def write(work: Callable[[Connection], T]) -> T:
         # A concurrent twin (same client_id, same 1:1 pair, same course) can win a unique index:
@@ -158,11 +189,13 @@ def methods(settings: Settings) -> dict[str, Method]:
     def start(me: str, params: dict[str, Any], source: Any = None) -> dict[str, Any]:
         """A new conversation (or a post into a course's own) for a first message or a forwarded one."""
         client_id = domain.check_client_id(params.get("client_id"))
-        body = source.body if source is not None else domain.check_body(params.get("body"))
+        attaching = bool(_attachment_ids(params)) if source is None else False
+        body = source.body if source is not None else domain.check_body(params.get("body"), has_attachments=attaching)
         name = domain.check_name(params["name"]) if params.get("name") is not None else None
         resolved = resolve(directory, me, params.get("recipients"))
         mode = domain.choose_mode(resolved.decision, params.get("mode"))
-        fingerprint = domain.request_hash("start", params.get("recipients"), mode, body, name)
+        asked = ("start", params.get("recipients"), mode, body, name)
+        fingerprint = domain.request_hash(*asked, *((_attachment_ids(params),) if attaching else ()))
         plan = Plan(caller=resolved.me, mode=mode, people={}, name=name)
         if source is not None:
             plan.attachments, plan.forwarded_from = source.attachments, source.id
@@ -176,7 +209,15 @@ def methods(settings: Settings) -> dict[str, Method]:
         else:
             check_contacts(directory, me, resolved.unique, mode)
             plan.people = directory.users(resolved.unique)
-        result = write(lambda s: do_start(s, plan, body, client_id, fingerprint))
+        if source is None:
+
+            def started(claimed: list[dict[str, Any]], _: uuid.UUID) -> dict[str, Any]:
+                plan.attachments = claimed
+                return write(lambda s: do_start(s, plan, body, client_id, fingerprint))
+
+            result = files.claimed(me, _attachment_ids(params), started)
+        else:
+            result = write(lambda s: do_start(s, plan, body, client_id, fingerprint))
         if plan.group is not None:
             reconcile(me, plan.group)
         return result
@@ -192,9 +233,7 @@ def methods(settings: Settings) -> dict[str, Method]:
             write(lambda s: membership.reconcile_group(s, group.kind, group.id, people, left))
 
     def create(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
-        me = _me(caller)
-        _refuse_attachments(params)
-        return start(me, params)
+        return start(_me(caller), params)
 
     def list_conversations(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         me = _me(caller)
@@ -207,12 +246,34 @@ def methods(settings: Settings) -> dict[str, Method]:
 
     def send(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         me = _me(caller)
-        _refuse_attachments(params)
-        return write(
-            lambda s: actions.do_send_message(
-                s, me, params.get("conversation_id"), params.get("body"), params.get("client_id")
+        ids = _attachment_ids(params)
+        client_id = domain.check_client_id(params.get("client_id"))
+        if ids and client_id is not None and read(lambda s: actions.existing_send(s, me, client_id)) is not None:
+            ids_to_claim: list[str] = []  # a retry: the first send has the files
+        else:
+            ids_to_claim = ids
+
+        def sent(claimed: list[dict[str, Any]], message_id: uuid.UUID) -> dict[str, Any]:
+            return write(
+                lambda s: actions.do_send_message(
+                    s,
+                    me,
+                    params.get("conversation_id"),
+                    params.get("body"),
+                    client_id,
+                    attachment_ids=ids,
+                    attachments=claimed,
+                    message_id=message_id,
+                )
             )
-        )
+
+        return files.claimed(me, ids_to_claim, sent)
+
+    def attachment_access(caller: Caller | None, params: dict[str, Any]) -> dict[str, bool]:
+        """For attachments: may the caller download this file (a message carrying it, in a conversation
+        they take part in, not deleted)?"""
+        me = _me(caller)
+        return {"allowed": read(lambda s: actions.may_read_attachment(s, me, params.get("attachment_id")))}
 
     def history(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         me = _me(caller)
@@ -310,6 +371,7 @@ def methods(settings: Settings) -> dict[str, Method]:
         "participants.add": add_participants,
         "participants.remove": remove_participant,
         "messages.send": send,
+        "attachments.access": attachment_access,
         "messages.list": history,
         "messages.edit": edit,
         "messages.delete": delete,

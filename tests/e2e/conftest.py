@@ -46,7 +46,7 @@ class System:
 
 
 @contextlib.contextmanager
-def running_system(base_settings: Settings, log_dir: Path, *, realtime: int = 1) -> Iterator[System]:
+def running_system(base_settings: Settings, log_dir: Path, *, realtime: int = 1, **overrides: Any) -> Iterator[System]:
     """The whole system as `make run` starts it, in its own namespace and databases, on free ports."""
     gateway_port = free_port()
     realtime_ports = [free_port() for _ in range(realtime)]
@@ -61,6 +61,7 @@ def running_system(base_settings: Settings, log_dir: Path, *, realtime: int = 1)
         gateway_workers=2,
         rpc_timeout_seconds=2.0,
         log_level="WARNING",
+        **overrides,
     )
     setup(settings)
     stack = Stack(settings).start(realtime_ports=realtime_ports, log_dir=log_dir)

@@ -1,0 +1,176 @@
+"""The attachments service's RPC methods, the events it follows, and its purge loop."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import IntegrityError
+
+from services.attachments import domain, store
+from shared.blobs import BlobNotFound, BlobStore, blob_store
+from shared.bus import ConsumerSpec
+from shared.config import Settings
+from shared.db import transaction
+from shared.errors import AppError, not_found, validation
+from shared.events import Envelope
+from shared.outbox import claim_event
+from shared.rpc import Caller, Method, RpcClient
+
+log = logging.getLogger(__name__)
+
+SERVICE = "attachments"
+MESSAGE_EVENTS = "attachments.message-events"
+PURGE_EVERY_SECONDS = 60.0
+T = TypeVar("T")
+
+
+def _me(caller: Caller | None) -> str:
+    if caller is None:
+        raise AppError("unauthenticated", "Sign in to continue.")
+    return caller.user_id
+
+
+def _destroy(blobs: BlobStore, keys: list[str]) -> None:
+    """Delete blobs after their rows are gone (a failure leaves a stray blob, never a row without one)."""
+    for key in keys:
+        try:
+            blobs.delete(key)
+        except Exception as exc:  # noqa: BLE001  (one stuck blob must not stop the others)
+            log.warning("attachments: could not delete blob %s: %r", key, exc)
+
+
+def methods(settings: Settings) -> dict[str, Method]:
+    url = settings.database_url(SERVICE)
+    blobs = blob_store(settings)
+    conversations = RpcClient(settings)
+    allowed = settings.attachment_types
+    inline = settings.attachment_inline_types
+
+    def db(work: Callable[[Connection], T]) -> T:
+        with transaction(url) as session:
+            return work(session)
+
+    def health(caller: Caller | None, params: dict[str, Any]) -> dict[str, bool]:
+        db(lambda s: s.execute(text("SELECT 1")))
+        return {"ok": True}
+
+    def register(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
+        """An upload the gateway has stored: judged by its content, kept or removed."""
+        me, key = _me(caller), params.get("key")
+        try:
+            size = blobs.size(key)
+            head = blobs.head(key, domain.SNIFF_BYTES)
+        except (ValueError, TypeError, BlobNotFound):
+            raise validation("The upload is missing.", field="file") from None
+        try:
+            name = domain.clean_name(params.get("name"))
+            content_type = domain.sniff(head)
+            domain.check_file(name, size, content_type, allowed)
+            return db(lambda s: store.insert(s, me, key, name, size, content_type))
+        except (AppError, IntegrityError):
+            blobs.delete(key)
+            raise
+
+    def discard(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
+        me, ids = _me(caller), store.as_ids(params.get("ids"), most=100)
+        _destroy(blobs, db(lambda s: store.discard(s, me, ids)))
+        return {}
+
+    def claim(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
+        """For conversations: the sender's unused uploads, taken for one message."""
+        me, ids = _me(caller), store.as_ids(params.get("ids"))
+        message_id = uuid.UUID(str(params.get("message_id")))
+        return {"attachments": db(lambda s: store.claim(s, me, ids, message_id))}
+
+    def release(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
+        me = _me(caller)
+        db(lambda s: store.release(s, me, uuid.UUID(str(params.get("message_id")))))
+        return {}
+
+    def open_(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
+        """Where a download comes from, if the caller may have it: their own upload before it is sent,
+        else a file of a message in a conversation they take part in (asked of conversations)."""
+        me = _me(caller)
+        row = db(lambda s: store.get(s, params.get("id")))
+        mine_unsent = row.owner_id == me and row.state != "attached"
+        if not mine_unsent:
+            access = conversations.call(
+                "conversations", "attachments.access", {"attachment_id": str(row.id)}, caller=me
+            )
+            if not access.get("allowed"):
+                raise not_found("attachment")
+        return {
+            **store.view(row),
+            "key": row.blob_key,
+            "inline": domain.matches(row.content_type, inline),
+        }
+
+    return {
+        "health.check": health,
+        "attachments.register": register,
+        "attachments.discard": discard,
+        "attachments.claim": claim,
+        "attachments.release": release,
+        "attachments.open": open_,
+    }
+
+
+def consumers(settings: Settings) -> list[ConsumerSpec]:
+    """Messages that carry files, and their deletion: a file lives while a message carries it."""
+    url = settings.database_url(SERVICE)
+    blobs = blob_store(settings)
+
+    def on_message_event(envelope: Envelope) -> None:
+        message = envelope.data.get("message") or {}
+        doomed: list[str] = []
+        with transaction(url) as session:
+            if not claim_event(session, MESSAGE_EVENTS, envelope.id):
+                return
+            if envelope.type == "conversations.message.created" and message.get("attachments"):
+                store.message_stored(session, message["id"], [a["id"] for a in message["attachments"]])
+            elif envelope.type == "conversations.message.deleted":
+                doomed = store.message_gone(session, message["id"])
+        _destroy(blobs, doomed)
+
+    return [
+        ConsumerSpec(
+            MESSAGE_EVENTS,
+            ("conversations.message.created", "conversations.message.deleted"),
+            on_message_event,
+            prefetch=settings.consumer_prefetch,
+        )
+    ]
+
+
+class Purger:
+    """Removes uploads nobody sent within `unclaimed_upload_hours`, once a minute."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.url = settings.database_url(SERVICE)
+        self.blobs = blob_store(settings)
+        self.queue = None
+        self.ready = threading.Event()
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        self.ready.set()
+        while not self._stop.wait(PURGE_EVERY_SECONDS):
+            try:
+                self.purge_once()
+            except Exception as exc:  # noqa: BLE001  (the next round tries again)
+                log.warning("attachments: purge failed: %r", exc)
+
+    def purge_once(self) -> int:
+        with transaction(self.url) as session:
+            keys = store.purge(session, self.settings.unclaimed_upload_hours)
+        _destroy(self.blobs, keys)
+        return len(keys)
