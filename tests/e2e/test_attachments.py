@@ -97,6 +97,11 @@ def test_a_file_goes_up_with_a_message_and_only_participants_can_download_it(sys
     assert "sandbox" in got.headers["Content-Security-Policy"]
     assert got.headers["Content-Disposition"].startswith("inline")
 
+    # The file's name finds the message in a search of the conversation.
+    cid = sent["conversation"]["id"]
+    found = system.session(STUDENT).get(f"{system.api}/conversations/{cid}/search", params={"q": "diagram"}, timeout=15)
+    assert [item["id"] for item in found.json()["items"]] == [sent["message"]["id"]], found.text
+
     for stranger in (OUTSIDER, CLASSMATE):
         refused = system.session(stranger).get(f"{system.api}/attachments/{picture['id']}", timeout=15)
         assert refused.status_code == 404
