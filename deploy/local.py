@@ -130,7 +130,8 @@ def commands(
             "-b",
             f"{settings.gateway_host}:{settings.gateway_port}",
             "--timeout",
-            "30",
+            # A worker streams a whole upload (up to 10 files of 20 MB) before it answers.
+            "120",
             "--graceful-timeout",
             "5",
             "--log-level",
