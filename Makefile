@@ -37,6 +37,7 @@ bench: install
 	$(PY) -m bench.latency
 	$(PY) -m bench.conversations
 	$(PY) -m bench.realtime
+	$(PY) -m bench.attachments
 
 lint: install
 	$(PY) -m ruff check .
