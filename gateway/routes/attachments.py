@@ -49,19 +49,33 @@ class MultipartTruncated(MultipartError):
 
 
 _PENDING_SUFFIX = re.compile(rb"-|[ \t]*")
+# A backslash, with the character after it when the two make an RFC 9110 escape (\\ or \").
+_BACKSLASH = re.compile(rb'\\[\\"]?')
+
+
+def _keep_backslashes(data: bytes) -> bytes:
+    """Header bytes in which a backslash that escapes nothing stands for itself.
+
+    Browsers, curl and urllib3 send a file name as the HTML standard's form encoding says: quotes
+    as %22, backslashes as they are. Werkzeug reads every backslash as an escape and drops it, so
+    `C:\\a\\b.png` would lose its folders and arrive as `C:ab.png`. Doubling each backslash that
+    is not already `\\\\` or `\\"` keeps it, and leaves names escaped the RFC 9110 way as they were."""
+    return _BACKSLASH.sub(lambda m: m.group() if len(m.group()) == 2 else b"\\\\", data)
 
 
 class _Decoder(MultipartDecoder):
-    """Werkzeug's decoder with two repairs: part headers that are not UTF-8 are read as ISO-8859-1
-    instead of refused, and a read that ends a few bytes into a boundary no longer adds a stray
-    CR to the file before it (werkzeug 3.1.9 releases the CR of "\\r\\n--boundary-" as data)."""
+    """Werkzeug's decoder with three repairs: part headers that are not UTF-8 are read as ISO-8859-1
+    instead of refused; a backslash in a file name that escapes nothing is kept (`_keep_backslashes`);
+    and a read that ends a few bytes into a boundary no longer adds a stray CR to the file before
+    it (werkzeug 3.1.9 releases the CR of "\\r\\n--boundary-" as data)."""
 
     def _parse_headers(self, data: bytes | bytearray) -> Headers:
+        data = bytes(data)
         try:
-            bytes(data).decode()
+            data.decode()
         except UnicodeDecodeError:
-            data = bytes(data).decode("latin-1").encode()
-        return super()._parse_headers(data)
+            data = data.decode("latin-1").encode()
+        return super()._parse_headers(_keep_backslashes(data))
 
     def _last_partial_boundary_index(self, data: bytes | bytearray) -> int:
         """Where the bytes that may still become a boundary begin: `len(data)` when none may.

@@ -71,10 +71,14 @@ def methods(settings: Settings) -> dict[str, Method]:
             name = domain.clean_name(params.get("name"))
             content_type = domain.sniff(head)
             domain.check_file(name, size, content_type, allowed)
-            return db(lambda s: store.insert(s, me, key, name, size, content_type))
-        except (AppError, IntegrityError):
+            inserted = db(lambda s: store.insert(s, me, key, name, size, content_type))
+        except AppError:
             blobs.delete(key)
             raise
+        except IntegrityError:
+            # The key is registered already (a repeated request): the blob is that row's, not ours to remove.
+            raise validation("This upload is already registered.", field="file") from None
+        return inserted
 
     def discard(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         me, ids = _me(caller), store.as_ids(params.get("ids"), most=100)

@@ -21,7 +21,10 @@ def as_ids(raw: Any, *, most: int = 10) -> list[uuid.UUID]:
     if not isinstance(raw, list) or not raw or len(raw) > most:
         raise validation(f"Give between 1 and {most} attachment ids.", field="attachment_ids")
     try:
-        return list(dict.fromkeys(uuid.UUID(str(i)) for i in raw if isinstance(i, str)))
+        # An item that is not an id string is refused, never silently left out.
+        if not all(isinstance(i, str) for i in raw):
+            raise ValueError
+        return list(dict.fromkeys(uuid.UUID(i) for i in raw))
     except ValueError:
         raise validation("An attachment id is not valid.", field="attachment_ids") from None
 

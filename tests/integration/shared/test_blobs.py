@@ -1,93 +1,42 @@
 """The blob store contract on both stores, S3BlobStore talking HTTP to a real moto S3 server.
 
-The moto server runs in a child process: moto keeps every object (and joins every multipart
-upload) in memory, which in this process would swamp the tracemalloc measurement of the
-store's own streaming.
+The moto server runs in a child process (tests/support/s3.py): moto keeps every object (and
+joins every multipart upload) in memory, which in this process would swamp the tracemalloc
+measurement of the store's own streaming.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
-import textwrap
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
-from botocore.exceptions import ClientError
 
 from shared.blobs import PART_SIZE, BlobStore, LocalBlobStore, S3BlobStore, blob_store, new_key
 from shared.config import Settings
+from tests.support.s3 import aws_test_env, moto_server, s3_client, s3_leftovers
 from tests.unit.shared.test_blobs import BlobStoreContract, Leftovers, MiB, local_leftovers
-
-_MOTO = textwrap.dedent(
-    """
-    import sys
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    print(server.get_host_and_port()[1], flush=True)
-    sys.stdin.read()  # runs until the test session closes our stdin (or dies)
-    server.stop()
-    """
-)
 
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _MOTO], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None and proc.stdin is not None
-    port = proc.stdout.readline().strip()
-    if not port.isdigit():
-        proc.kill()
-        pytest.fail(f"moto server did not start: {proc.communicate()[1]}")
-    yield f"http://127.0.0.1:{port}"
-    proc.stdin.close()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Dummy credentials, and nothing from this machine's AWS configuration."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    aws_test_env(monkeypatch, tmp_path)
 
 
 @pytest.fixture
 def s3(moto_endpoint: str, aws_env: None) -> Any:
     """A plain client to look at the bucket behind the store's back."""
-    return boto3.client(
-        "s3", endpoint_url=moto_endpoint, region_name="us-east-1", config=Config(s3={"addressing_style": "path"})
-    )
-
-
-def s3_leftovers(s3: Any, bucket: str) -> list[str]:
-    """Every object in the bucket, blob or not, and every unfinished multipart upload."""
-    try:
-        objects = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
-        uploads = [f"upload:{u['Key']}" for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
-    except ClientError as err:
-        if err.response["Error"]["Code"] == "NoSuchBucket":
-            return []
-        raise
-    return sorted(objects + uploads)
+    return s3_client(moto_endpoint)
 
 
 @dataclasses.dataclass
