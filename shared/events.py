@@ -100,6 +100,16 @@ CATALOGUE: dict[str, EventType] = {
             "unread.updated",
         ),
         EventType(
+            "conversations.files.attached",
+            ("message_id", "conversation_id", "attachment_ids"),
+            "A stored message carries these files (sent or forwarded): for attachments, which keeps them.",
+        ),
+        EventType(
+            "conversations.files.released",
+            ("message_id", "attachment_ids"),
+            "A message that carried files was deleted: for attachments, which destroys files no message carries.",
+        ),
+        EventType(
             "conversations.message.created",
             ("message", "conversation_id"),
             "A message was stored; `message` is the message as API.md shows it.",

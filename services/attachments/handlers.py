@@ -125,26 +125,29 @@ def methods(settings: Settings) -> dict[str, Method]:
 
 
 def consumers(settings: Settings) -> list[ConsumerSpec]:
-    """Messages that carry files, and their deletion: a file lives while a message carries it."""
+    """Messages that carry files, and their deletion: a file lives while a message carries it.
+
+    Conversations tells of these alone (`conversations.files.*`), so ordinary messages cost nothing here.
+    """
     url = settings.database_url(SERVICE)
     blobs = blob_store(settings)
 
     def on_message_event(envelope: Envelope) -> None:
-        message = envelope.data.get("message") or {}
+        data = envelope.data
         doomed: list[str] = []
         with transaction(url) as session:
             if not claim_event(session, MESSAGE_EVENTS, envelope.id):
                 return
-            if envelope.type == "conversations.message.created" and message.get("attachments"):
-                store.message_stored(session, message["id"], [a["id"] for a in message["attachments"]])
-            elif envelope.type == "conversations.message.deleted":
-                doomed = store.message_gone(session, message["id"])
+            if envelope.type == "conversations.files.attached":
+                store.message_stored(session, data["message_id"], data["attachment_ids"])
+            elif envelope.type == "conversations.files.released":
+                doomed = store.message_gone(session, data["message_id"])
         _destroy(blobs, doomed)
 
     return [
         ConsumerSpec(
             MESSAGE_EVENTS,
-            ("conversations.message.created", "conversations.message.deleted"),
+            ("conversations.files.attached", "conversations.files.released"),
             on_message_event,
             prefetch=settings.consumer_prefetch,
         )

@@ -356,13 +356,16 @@ def store_message(
         "last_message": row.conversation_last_message,
         "last_activity_at": iso(row.conversation_last_activity_at),
     }
-    add_event(
-        session,
-        SERVICE,
-        "conversations.message.created",
-        {"message": message, "conversation_id": str(conversation_id), "conversation": listed},
-        audience=list(row.audience),
-    )
+    created = {"message": message, "conversation_id": str(conversation_id), "conversation": listed}
+    events: list[tuple[str, dict[str, Any], list[str] | None]] = [
+        ("conversations.message.created", created, list(row.audience))
+    ]
+    if message["attachments"]:
+        # Only messages with files concern the attachments service: it hears of nothing else.
+        ids = [a["id"] for a in message["attachments"]]
+        carried = {"message_id": message["id"], "conversation_id": str(conversation_id), "attachment_ids": ids}
+        events.append(("conversations.files.attached", carried, None))
+    add_events(session, SERVICE, events)
     return message
 
 
@@ -470,6 +473,10 @@ def do_delete_message(session: Connection, caller_id: str, message_id: Any) -> d
 
 def destroy_message(session: Connection, message: Any, deleted: dict[str, Any]) -> dict[str, Any]:
     """Remove a message's content for good and stop counting it as unread."""
+    if message.attachments:
+        ids = [a["id"] for a in message.attachments]
+        released = {"message_id": str(message.id), "attachment_ids": ids}
+        add_event(session, SERVICE, "conversations.files.released", released)
     session.execute(
         text(
             "UPDATE messages SET body = '', links = '[]', attachments = '[]', deleted = CAST(:deleted AS jsonb) "

@@ -34,21 +34,17 @@ def _publish(settings: Settings, *events: Envelope) -> None:
 
 
 def _created(message_id: uuid.UUID, *files: dict[str, Any]) -> Envelope:
-    message = {"id": str(message_id), "body": "", "attachments": list(files)}
-    return make_event(
-        "conversations.message.created",
-        {"message": message, "conversation_id": str(uuid.uuid4())},
-        producer="conversations",
-    )
+    data = {
+        "message_id": str(message_id),
+        "conversation_id": str(uuid.uuid4()),
+        "attachment_ids": [f["id"] for f in files],
+    }
+    return make_event("conversations.files.attached", data, producer="conversations")
 
 
-def _deleted(message_id: uuid.UUID) -> Envelope:
-    message = {"id": str(message_id), "body": "", "attachments": [], "deleted": {"by": OWNER}}
-    return make_event(
-        "conversations.message.deleted",
-        {"message": message, "conversation_id": str(uuid.uuid4())},
-        producer="conversations",
-    )
+def _deleted(message_id: uuid.UUID, *files: dict[str, Any]) -> Envelope:
+    data = {"message_id": str(message_id), "attachment_ids": [f["id"] for f in files]}
+    return make_event("conversations.files.released", data, producer="conversations")
 
 
 def _sent(api: Api, *files: dict[str, Any]) -> uuid.UUID:
