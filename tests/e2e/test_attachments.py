@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,42 +11,13 @@ import requests
 
 from shared.config import Settings
 from tests.e2e.conftest import System, running_system
+from tests.support.files import ELF, png, wav
 from tests.support.waiting import wait_for
 
 TEACHER, STUDENT, CLASSMATE = "user-t-001", "user-s-0001", "user-s-0013"
 OUTSIDER = "user-s-0015"  # a student of another school
 
 
-def png() -> bytes:
-    """A real 1x1 PNG."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\0\xff\0\0"))
-        + chunk(b"IEND", b"")
-    )
-
-
-def wav(seconds: float = 0.5) -> bytes:
-    frames = int(8000 * seconds)
-    data = bytes(frames)
-    return (
-        b"RIFF"
-        + struct.pack("<I", 36 + len(data))
-        + b"WAVEfmt "
-        + struct.pack("<IHHIIHH", 16, 1, 1, 8000, 8000, 1, 8)
-        + b"data"
-        + struct.pack("<I", len(data))
-        + data
-    )
-
-
-ELF = b"\x7fELF\x02\x01\x01\x00" + bytes(56) + b"\x90" * 200
 SCRIPT = b"#!/bin/sh\nrm -rf ~\n"
 
 
@@ -154,7 +123,7 @@ def test_someone_elses_upload_or_one_already_sent_cannot_be_attached(system: Sys
 
 
 def test_audio_is_served_in_ranges(system: System) -> None:
-    sound = wav()
+    sound = wav(4000)
     [clip] = _uploaded(system, TEACHER, ("clip.wav", sound, "audio/wav"))
     _direct(system, TEACHER, STUDENT, "listen", [clip["id"]])
     http = system.session(STUDENT)

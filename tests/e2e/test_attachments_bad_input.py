@@ -12,7 +12,6 @@ import socket
 import struct
 import time
 import uuid
-import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,34 +23,11 @@ from sqlalchemy import text
 from shared.config import Settings
 from shared.db import transaction
 from tests.e2e.conftest import System, running_system
+from tests.support.files import ELF, png, wav
 from tests.support.waiting import wait_for
 
 TEACHER, STUDENT = "user-t-001", "user-s-0001"
 BOUNDARY = "imtest-7MA4YWxkTrZu0gW"
-ELF = b"\x7fELF\x02\x01\x01\x00" + bytes(56) + b"\x90" * 200
-
-
-def png() -> bytes:
-    """A real 1x1 PNG."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\0\xff\0\0"))
-        + chunk(b"IEND", b"")
-    )
-
-
-def wav(frames: int) -> bytes:
-    data = bytes(frames)
-    fmt = struct.pack("<IHHIIHH", 16, 1, 1, 8000, 8000, 1, 8)
-    return (
-        b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " + fmt + b"data" + struct.pack("<I", len(data)) + data
-    )
 
 
 # --- Multipart bodies, byte by byte -------------------------------------------------------------------

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import struct
 import uuid
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -19,25 +17,10 @@ from shared.config import Settings
 from shared.db import transaction
 from shared.rpc import Caller, Method
 from tests.integration.conftest import truncate
+from tests.support.files import ELF, png  # noqa: F401  (the attachment tests import them from here)
 
 OWNER, OTHER = "user-t-001", "user-s-0001"
-ELF = b"\x7fELF\x02\x01\x01\x00" + bytes(56) + b"\x90" * 200
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
-
-
-def png() -> bytes:
-    """A real 1x1 PNG."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\0\xff\0\0"))
-        + chunk(b"IEND", b"")
-    )
 
 
 class Api:

@@ -10,27 +10,18 @@ from typing import Any
 import pytest
 
 from services.attachments.handlers import Purger, consumers
-from shared.bus import ConfirmingPublisher, EventConsumer, start_consumer
+from shared.bus import EventConsumer
 from shared.config import Settings
 from shared.events import Envelope, make_event
 from tests.integration.attachments.conftest import OWNER, Api
+from tests.support.bus import consuming, publish
 from tests.support.waiting import wait_for
 
 
 @pytest.fixture
 def following(db: Settings, api: Api) -> Iterator[list[EventConsumer]]:
-    started = [start_consumer(db, spec)[0] for spec in consumers(db)]
-    yield started
-    for consumer in started:
-        consumer.stop()
-
-
-def _publish(settings: Settings, *events: Envelope) -> None:
-    publisher = ConfirmingPublisher(settings)
-    try:
-        publisher.publish([(e.id, e.type, e.to_json()) for e in events])
-    finally:
-        publisher.close()
+    with consuming(db, consumers(db)) as started:
+        yield started
 
 
 def _created(message_id: uuid.UUID, *files: dict[str, Any]) -> Envelope:
@@ -63,7 +54,7 @@ def test_a_stored_message_makes_its_files_attached(db: Settings, api: Api, follo
     first, second = api.upload(OWNER), api.upload(OWNER)
     message = _sent(api, first, second)
     created = _created(message, first, second)
-    _publish(db, created, created)  # delivered twice: handled once
+    publish(db, created, created)  # delivered twice: handled once
     assert wait_for(lambda: {_state(api, first["id"]), _state(api, second["id"])} == {"attached"})
     assert api.refs() == {(first["id"], str(message)), (second["id"], str(message))}
     # Attached files outlive the purge of unsent uploads.
@@ -73,7 +64,7 @@ def test_a_stored_message_makes_its_files_attached(db: Settings, api: Api, follo
 
 def test_a_message_without_files_changes_nothing(db: Settings, api: Api, following: Any) -> None:
     unsent, marker = api.upload(OWNER), api.upload(OWNER)
-    _publish(db, _created(uuid.uuid4()), _deleted(uuid.uuid4()), _created(_sent(api, marker), marker))
+    publish(db, _created(uuid.uuid4()), _deleted(uuid.uuid4()), _created(_sent(api, marker), marker))
     # Events are handled in order: once the last one is, so were the others.
     assert wait_for(lambda: _state(api, marker["id"]) == "attached")
     assert _state(api, unsent["id"]) == "uploaded"
@@ -84,12 +75,12 @@ def test_deleting_the_only_message_carrying_a_file_destroys_it(db: Settings, api
     item, kept = api.upload(OWNER), api.upload(OWNER)
     message, other = _sent(api, item), _sent(api, kept)
     created = _created(message, item)
-    _publish(db, created, _created(other, kept))
+    publish(db, created, _created(other, kept))
     assert wait_for(lambda: _state(api, item["id"]) == _state(api, kept["id"]) == "attached")
     key, kept_key = api.key(item["id"]), api.key(kept["id"])
 
     deleted = _deleted(message)
-    _publish(db, deleted, deleted)  # delivered twice: handled once
+    publish(db, deleted, deleted)  # delivered twice: handled once
     assert wait_for(lambda: api.row(item["id"]) is None)
     assert wait_for(lambda: api.blobs.keys() == [kept_key]), api.blobs.keys()
     assert key not in api.blobs.keys()
@@ -97,7 +88,7 @@ def test_deleting_the_only_message_carrying_a_file_destroys_it(db: Settings, api
 
     # A late repeat of the creation, already handled once, brings nothing back.
     marker = api.upload(OWNER)
-    _publish(db, created, _created(_sent(api, marker), marker))
+    publish(db, created, _created(_sent(api, marker), marker))
     assert wait_for(lambda: _state(api, marker["id"]) == "attached")
     assert api.row(item["id"]) is None
     assert (item["id"], str(message)) not in api.refs()
@@ -107,16 +98,16 @@ def test_a_file_carried_by_two_messages_lives_until_both_are_deleted(db: Setting
     item = api.upload(OWNER)
     original = _sent(api, item)
     forward = uuid.uuid4()  # a forward carries the same file without claiming it
-    _publish(db, _created(original, item), _created(forward, item))
+    publish(db, _created(original, item), _created(forward, item))
     assert wait_for(lambda: api.refs() == {(item["id"], str(original)), (item["id"], str(forward))})
     key = api.key(item["id"])
 
-    _publish(db, _deleted(original))
+    publish(db, _deleted(original))
     assert wait_for(lambda: api.refs() == {(item["id"], str(forward))})
     assert _state(api, item["id"]) == "attached" and api.blobs.keys() == [key]
     assert Purger(dataclasses.replace(db, unclaimed_upload_hours=0)).purge_once() == 0
 
-    _publish(db, _deleted(forward))
+    publish(db, _deleted(forward))
     assert wait_for(lambda: api.row(item["id"]) is None)
     assert wait_for(lambda: api.blobs.keys() == [])
     assert api.refs() == set()

@@ -8,12 +8,13 @@ import pytest
 from sqlalchemy import text
 
 from services.conversations.consumers import consumers
-from shared.bus import ConfirmingPublisher, EventConsumer, start_consumer
+from shared.bus import EventConsumer
 from shared.config import Settings
 from shared.db import transaction
 from shared.errors import AppError
-from shared.events import Envelope, make_event
+from shared.events import make_event
 from tests.integration.conversations.conftest import STUDENT, TEACHER, Api, outbox
+from tests.support.bus import consuming, publish
 from tests.support.waiting import wait_for
 
 NEWCOMER = "user-s-0900"
@@ -21,18 +22,8 @@ NEWCOMER = "user-s-0900"
 
 @pytest.fixture
 def following(db: Settings, api: Api) -> Iterator[list[EventConsumer]]:
-    started = [start_consumer(db, spec)[0] for spec in consumers(db)]
-    yield started
-    for consumer in started:
-        consumer.stop()
-
-
-def _publish(settings: Settings, *events: Envelope) -> None:
-    publisher = ConfirmingPublisher(settings)
-    try:
-        publisher.publish([(e.id, e.type, e.to_json()) for e in events])
-    finally:
-        publisher.close()
+    with consuming(db, consumers(db)) as started:
+        yield started
 
 
 def _members(api: Api, cid: str) -> set[str]:
@@ -46,7 +37,7 @@ def test_a_newly_enrolled_student_joins_the_course_conversation_once(db: Setting
         {"kind": "course", "group_id": "class-001", "user_id": NEWCOMER, "role": "student"},
         producer="directory",
     )
-    _publish(db, joined, joined)  # delivered twice: handled once
+    publish(db, joined, joined)  # delivered twice: handled once
     assert wait_for(lambda: NEWCOMER in _members(api, cid))
     assert wait_for(lambda: len(outbox(db, "conversations.participant.added")) == 1)
     newcomer_view = api.conversation(NEWCOMER, cid)
@@ -56,7 +47,7 @@ def test_a_newly_enrolled_student_joins_the_course_conversation_once(db: Setting
 
 def test_an_unenrolled_student_leaves_the_course_conversation_and_is_told(db: Settings, api: Api, following) -> None:
     cid = api.start(TEACHER, ("course", "class-001"), mode="group")["conversation"]["id"]
-    _publish(
+    publish(
         db,
         make_event(
             "directory.enrolment.removed",
@@ -85,7 +76,7 @@ def test_enrolments_in_a_course_without_a_conversation_change_nothing(db: Settin
         {"kind": "course", "group_id": "class-001", "user_id": NEWCOMER, "role": "student"},
         producer="directory",
     )
-    _publish(db, elsewhere, marker)
+    publish(db, elsewhere, marker)
     assert wait_for(lambda: NEWCOMER in _members(api, cid))
     assert [c["id"] for c in api.call(NEWCOMER, "conversations.list")["items"]] == [cid]
 

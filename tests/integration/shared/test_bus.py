@@ -11,22 +11,15 @@ import time
 
 from kombu import Connection
 
-from shared.bus import ConfirmingPublisher, ConsumerSpec, start_consumer
+from shared.bus import ConsumerSpec, start_consumer
 from shared.config import Settings
 from shared.events import Envelope, make_event
+from tests.support.bus import publish
 from tests.support.waiting import wait_for
 
 
 def _event(text: str = "hello") -> Envelope:
     return make_event("directory.user.removed", {"user_id": text}, producer="test")
-
-
-def _publish(settings: Settings, *events: Envelope) -> None:
-    publisher = ConfirmingPublisher(settings)
-    try:
-        publisher.publish([(e.id, e.type, e.to_json()) for e in events])
-    finally:
-        publisher.close()
 
 
 def _queue_depth(settings: Settings, name: str) -> int:
@@ -39,7 +32,7 @@ def test_a_confirmed_event_reaches_every_bound_consumer_once(settings: Settings)
     consumer, _ = start_consumer(settings, ConsumerSpec("t-confirm", ("directory.#",), received.append))
     try:
         events = [_event(f"u{i}") for i in range(50)]
-        _publish(settings, *events)
+        publish(settings, *events)
         assert wait_for(lambda: len(received) == 50)
         time.sleep(0.3)
         assert [e.id for e in received] == [e.id for e in events]
@@ -51,7 +44,7 @@ def test_a_consumer_only_gets_the_types_it_is_bound_to(settings: Settings) -> No
     received: list[Envelope] = []
     consumer, _ = start_consumer(settings, ConsumerSpec("t-bound", ("conversations.#",), received.append))
     try:
-        _publish(settings, _event())
+        publish(settings, _event())
         time.sleep(0.5)
         assert received == []
     finally:
@@ -79,7 +72,7 @@ def test_an_event_is_redelivered_when_its_consumer_dies_before_acking(settings: 
     survivor.stop()
     time.sleep(1.5)
     event = _event("redelivered")
-    _publish(settings, event)
+    publish(settings, event)
     proc = subprocess.run([sys.executable, "-c", script], timeout=30)
     assert proc.returncode == 17
     assert marker.read_text() == event.id
@@ -101,7 +94,7 @@ def test_a_poison_message_is_retried_a_few_times_then_dead_lettered(settings: Se
     consumer, _ = start_consumer(settings, ConsumerSpec("t-poison", ("directory.#",), always_fails, max_attempts=3))
     try:
         event = _event("poison")
-        _publish(settings, event)
+        publish(settings, event)
         dead = f"{settings.consumer_queue('t-poison')}.dead"
         assert wait_for(lambda: _queue_depth(settings, dead) == 1)
         time.sleep(0.5)
@@ -162,7 +155,7 @@ def test_the_handler_runs_on_one_message_at_a_time_per_consumer_thread(settings:
 
     consumer, _ = start_consumer(settings, ConsumerSpec("t-serial", ("directory.#",), slow))
     try:
-        _publish(settings, *[_event(str(i)) for i in range(20)])
+        publish(settings, *[_event(str(i)) for i in range(20)])
         assert wait_for(lambda: _queue_depth(settings, settings.consumer_queue("t-serial")) == 0)
         assert peak == 1
     finally:

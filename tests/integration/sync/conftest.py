@@ -17,11 +17,12 @@ from sqlalchemy import text
 from deploy.local import delete_topology
 from services.sync.handlers import methods
 from services.sync.log import ChangeLogger
-from shared.bus import ConfirmingPublisher, events_exchange
+from shared.bus import events_exchange
 from shared.config import Settings
 from shared.db import transaction
 from shared.events import Envelope, make_event
 from shared.rpc import Caller, Method
+from tests.support.bus import publish  # noqa: F401  (the sync tests import it from here)
 from tests.support.waiting import wait_for
 
 ALICE, BOB, CAROL = "user-a", "user-b", "user-c"
@@ -44,15 +45,6 @@ def db(migrated: Settings, settings: Settings) -> Iterator[Settings]:
 def message(audience: list[str] | None, body: str = "hello", **extra: Any) -> Envelope:
     data = {"message": {"id": f"m-{body}", "body": body}, "conversation_id": "c1", **extra}
     return make_event("conversations.message.created", data, producer="test", audience=audience)
-
-
-def publish(settings: Settings, *events: Envelope) -> None:
-    """Publish as a service's outbox relay does: routing key = event type, confirmed by the broker."""
-    publisher = ConfirmingPublisher(settings)
-    try:
-        publisher.publish([(e.id, e.type, e.to_json()) for e in events])
-    finally:
-        publisher.close()
 
 
 def publish_raw(settings: Settings, body: bytes | str, routing_key: str = "conversations.message.created") -> None:

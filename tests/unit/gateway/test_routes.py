@@ -24,7 +24,14 @@ def test_development_sign_in_does_not_exist_when_switched_off(client: FlaskClien
 
 
 def test_every_api_call_but_the_open_ones_needs_a_token(client: FlaskClient) -> None:
-    for method, path in [("get", "/api/v1/me"), ("get", "/api/v1/conversations"), ("post", "/api/v1/conversations")]:
+    for method, path in [
+        ("get", "/api/v1/me"),
+        ("get", "/api/v1/conversations"),
+        ("post", "/api/v1/conversations"),
+        ("get", "/api/v1/sync"),
+        ("post", "/api/v1/attachments"),
+        ("get", "/api/v1/attachments/0123456789abcdef0123456789abcdef"),
+    ]:
         response = getattr(client, method)(path)
         assert response.status_code == 401
         assert response.json["error"]["code"] == "unauthenticated"
