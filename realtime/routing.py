@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from shared.events import CATALOGUE, LOGGED_PREFIX, Envelope, client_types, client_view, personal_index
+from shared.events import LOGGED_PREFIX, Envelope, client_event, client_types, client_view, personal_index
 
 EVENT_PACKET = "2"
 
@@ -39,13 +39,6 @@ def client_bindings() -> tuple[str, ...]:
     return tuple(LOGGED_PREFIX + name for name in client_types())
 
 
-def client_event(envelope: Envelope) -> str | None:
-    """The Socket.IO event name, or None when clients never see this type."""
-    spec = CATALOGUE.get(envelope.type)
-    # A type this process does not know yet (a newer producer) is skipped, not an error.
-    return spec.client_event if spec is not None else None
-
-
 def _packet_head(event: str, payload: dict[str, Any]) -> str:
     """The packet up to where the cursor goes: `2["event",{...,"cursor":`."""
     payload.pop("cursor", None)
@@ -59,7 +52,8 @@ def deliveries(
     cursor_for: Callable[[str, int], str],
 ) -> Iterator[Delivery]:
     """One delivery per audience member connected `here`, each with their own part and cursor."""
-    event = client_event(envelope)
+    # A type this process does not know yet (a newer producer) is skipped, not an error.
+    event = client_event(envelope.type)
     if event is None or envelope.seq is None:
         return
     parts = personal_index(envelope.data)

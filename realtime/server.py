@@ -117,17 +117,19 @@ class Backpressure:
             {"max_pending_packets": max_pending},
         ).to_dict()
 
-    def check(self, room: str) -> None:
-        """Before an emit to `room`: drop each member with more than `max_pending` packets unwritten."""
-        members = self._sio.manager.rooms.get("/", {}).get(room)
-        if not members:
-            return
+    def check(self, members: dict[str, str]) -> list[str]:
+        """Before an emit to a room's `members` (sid -> eio sid): drop each with more than
+        `max_pending` packets unwritten; the eio sids of the connections kept."""
         sockets = self._sio.eio.sockets
+        kept = []
         # A snapshot, one or two entries: on threads a connection may come or go meanwhile.
         for sid, eio_sid in tuple(members.items()):
             connection = sockets.get(eio_sid)
             if connection is not None and connection.queue.qsize() > self._max_pending:
                 self._drop(sid, eio_sid, connection)
+            else:
+                kept.append(eio_sid)
+        return kept
 
     def _drop(self, sid: str, eio_sid: str, connection: Any) -> None:
         if connection.closing or connection.closed:
@@ -259,18 +261,20 @@ def create_server(settings: Settings, limits: Limits | None = None) -> RealtimeS
     _register_handlers(sio, settings, expiry)
     backpressure = Backpressure(sio, limits.max_pending_packets)
 
+    def connections(user_id: str) -> dict[str, str] | None:
+        """The user's connections to this process (sid -> eio sid), if any."""
+        return sio.manager.rooms.get("/", {}).get(user_room(user_id))
+
     def emit(delivery: Delivery) -> None:
         """Queue the ready-made packet on each of the user's connections (as `sio.emit` would, minus
         encoding it again for each), after dropping any connection that has fallen too far behind."""
-        room = user_room(delivery.user_id)
-        backpressure.check(room)
-        members = sio.manager.rooms.get("/", {}).get(room)
-        for eio_sid in tuple(members.values()) if members else ():
+        members = connections(delivery.user_id)
+        for eio_sid in backpressure.check(members) if members else ():
             sio.eio.send(eio_sid, delivery.packet)
 
     def here(user_id: str) -> bool:
         """Whether this process holds a connection of the user (else it has nothing to do for them)."""
-        return bool(sio.manager.rooms.get("/", {}).get(user_room(user_id)))
+        return bool(connections(user_id))
 
     def resync() -> None:
         # Events may have been lost while the bus was away: every client catches up with /sync.

@@ -123,6 +123,12 @@ CATALOGUE: dict[str, EventType] = {
 LOGGED_PREFIX = "logged."
 
 
+def client_event(type_: str) -> str | None:
+    """The Socket.IO event name of a type; None when clients never see it, or do not know it yet."""
+    spec = CATALOGUE.get(type_)
+    return spec.client_event if spec is not None else None
+
+
 def client_types() -> tuple[str, ...]:
     """Every event type clients see (routing key = event type)."""
     return tuple(sorted(name for name, spec in CATALOGUE.items() if spec.client_event))

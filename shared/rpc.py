@@ -43,6 +43,13 @@ class Caller:
 Method = Callable[[Caller | None, dict[str, Any]], Any]
 
 
+def user_of(caller: Caller | None) -> str:
+    """The signed-in user a call acts for; `unauthenticated` when it acts for nobody."""
+    if caller is None:
+        raise AppError("unauthenticated", "Sign in to continue.")
+    return caller.user_id
+
+
 def _encode(payload: dict[str, Any]) -> str:
     return json.dumps(payload, separators=(",", ":"), default=str)
 

@@ -304,9 +304,7 @@ class _Uploads:
 
     def _delete(self, key: str) -> None:
         try:
-            self.store.delete(key)
-        except BlobNotFound:
-            pass
+            self.store.delete(key)  # idempotent: a blob already gone is no error
         except Exception:
             log.exception("could not delete blob %s of a failed upload", key)
 

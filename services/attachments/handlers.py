@@ -19,7 +19,7 @@ from shared.db import transaction
 from shared.errors import AppError, not_found, validation
 from shared.events import Envelope
 from shared.outbox import claim_event
-from shared.rpc import Caller, Method, RpcClient
+from shared.rpc import Caller, Method, RpcClient, user_of
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +27,6 @@ SERVICE = "attachments"
 MESSAGE_EVENTS = "attachments.message-events"
 PURGE_EVERY_SECONDS = 60.0
 T = TypeVar("T")
-
-
-def _me(caller: Caller | None) -> str:
-    if caller is None:
-        raise AppError("unauthenticated", "Sign in to continue.")
-    return caller.user_id
 
 
 def _destroy(blobs: BlobStore, keys: list[str]) -> None:
@@ -61,7 +55,7 @@ def methods(settings: Settings) -> dict[str, Method]:
 
     def register(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         """An upload the gateway has stored: judged by its content, kept or removed."""
-        me, key = _me(caller), params.get("key")
+        me, key = user_of(caller), params.get("key")
         try:
             size = blobs.size(key)
             head = blobs.head(key, domain.SNIFF_BYTES)
@@ -81,25 +75,25 @@ def methods(settings: Settings) -> dict[str, Method]:
         return inserted
 
     def discard(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
-        me, ids = _me(caller), store.as_ids(params.get("ids"), most=100)
+        me, ids = user_of(caller), store.as_ids(params.get("ids"), most=100)
         _destroy(blobs, db(lambda s: store.discard(s, me, ids)))
         return {}
 
     def claim(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         """For conversations: the sender's unused uploads, taken for one message."""
-        me, ids = _me(caller), store.as_ids(params.get("ids"))
+        me, ids = user_of(caller), store.as_ids(params.get("ids"))
         message_id = uuid.UUID(str(params.get("message_id")))
         return {"attachments": db(lambda s: store.claim(s, me, ids, message_id))}
 
     def release(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
-        me = _me(caller)
+        me = user_of(caller)
         db(lambda s: store.release(s, me, uuid.UUID(str(params.get("message_id")))))
         return {}
 
     def open_(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         """Where a download comes from, if the caller may have it: their own upload before it is sent,
         else a file of a message in a conversation they take part in (asked of conversations)."""
-        me = _me(caller)
+        me = user_of(caller)
         row = db(lambda s: store.get(s, params.get("id")))
         mine_unsent = row.owner_id == me and row.state != "attached"
         if not mine_unsent:

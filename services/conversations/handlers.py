@@ -17,17 +17,11 @@ from shared.config import Settings
 from shared.cursor import Cursors
 from shared.db import transaction
 from shared.errors import AppError, validation
-from shared.rpc import Caller, Method, RpcClient
+from shared.rpc import Caller, Method, RpcClient, user_of
 
 T = TypeVar("T")
 MAX_ATTACHMENTS = 10
 USERS_PER_CALL = 1000
-
-
-def _me(caller: Caller | None) -> str:
-    if caller is None:
-        raise AppError("unauthenticated", "Sign in to continue.")
-    return caller.user_id
 
 
 def _attachment_ids(params: dict[str, Any]) -> list[str]:
@@ -184,7 +178,7 @@ def methods(settings: Settings) -> dict[str, Method]:
         return {"ok": True}
 
     def preview(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
-        return resolve(directory, _me(caller), params.get("recipients")).decision.to_dict()
+        return resolve(directory, user_of(caller), params.get("recipients")).decision.to_dict()
 
     def start(me: str, params: dict[str, Any], source: Any = None) -> dict[str, Any]:
         """A new conversation (or a post into a course's own) for a first message or a forwarded one."""
@@ -233,19 +227,19 @@ def methods(settings: Settings) -> dict[str, Method]:
             write(lambda s: membership.reconcile_group(s, group.kind, group.id, people, left))
 
     def create(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
-        return start(_me(caller), params)
+        return start(user_of(caller), params)
 
     def list_conversations(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
-        me = _me(caller)
+        me = user_of(caller)
         page = read(lambda s: actions.list_conversations(s, cursors, me, params.get("cursor"), params.get("limit")))
         return page
 
     def get(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
-        me = _me(caller)
+        me = user_of(caller)
         return read(lambda s: actions.get_conversation(s, me, params.get("conversation_id")))
 
     def send(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
-        me = _me(caller)
+        me = user_of(caller)
         ids = _attachment_ids(params)
         client_id = domain.check_client_id(params.get("client_id"))
         if ids and client_id is not None and read(lambda s: actions.existing_send(s, me, client_id)) is not None:
@@ -272,11 +266,11 @@ def methods(settings: Settings) -> dict[str, Method]:
     def attachment_access(caller: Caller | None, params: dict[str, Any]) -> dict[str, bool]:
         """For attachments: may the caller download this file (a message carrying it, in a conversation
         they take part in, not deleted)?"""
-        me = _me(caller)
+        me = user_of(caller)
         return {"allowed": read(lambda s: actions.may_read_attachment(s, me, params.get("attachment_id")))}
 
     def history(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
-        me = _me(caller)
+        me = user_of(caller)
         return read(
             lambda s: actions.list_messages(
                 s, cursors, me, params.get("conversation_id"), params.get("cursor"), params.get("limit")
@@ -284,15 +278,15 @@ def methods(settings: Settings) -> dict[str, Method]:
         )
 
     def edit(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
-        me = _me(caller)
+        me = user_of(caller)
         return write(lambda s: actions.do_edit_message(s, me, params.get("message_id"), params.get("body")))
 
     def delete(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
-        me = _me(caller)
+        me = user_of(caller)
         return write(lambda s: actions.do_delete_message(s, me, params.get("message_id")))
 
     def forward(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
-        me = _me(caller)
+        me = user_of(caller)
         message_id = params.get("message_id")
         if params.get("conversation_id") is not None:
             if params.get("recipients") is not None:
@@ -304,23 +298,23 @@ def methods(settings: Settings) -> dict[str, Method]:
         return start(me, params, source)
 
     def mark_read(caller: Caller | None, params: dict[str, Any]) -> dict[str, int]:
-        me = _me(caller)
+        me = user_of(caller)
         return write(lambda s: actions.do_mark_read(s, me, params.get("conversation_id"), params.get("message_id")))
 
     def mark_unread(caller: Caller | None, params: dict[str, Any]) -> dict[str, int]:
-        me = _me(caller)
+        me = user_of(caller)
         return write(lambda s: actions.do_mark_unread(s, me, params.get("conversation_id"), params.get("message_id")))
 
     def unread_total(caller: Caller | None, params: dict[str, Any]) -> dict[str, int]:
-        me = _me(caller)
+        me = user_of(caller)
         return {"unread_total": read(lambda s: actions.unread_total(s, me))}
 
     def participants(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
-        me = _me(caller)
+        me = user_of(caller)
         return read(lambda s: membership.list_participants(s, me, params.get("conversation_id")))
 
     def add_participants(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
-        me = _me(caller)
+        me = user_of(caller)
         user_ids = [u for u in membership.check_user_ids(params.get("user_ids")) if u != me]
         # Look before asking the directory: strangers learn nothing about the conversation.
         read(lambda s: membership.check_may(s, me, params.get("conversation_id"), "add_participants"))
@@ -334,23 +328,23 @@ def methods(settings: Settings) -> dict[str, Method]:
         )
 
     def remove_participant(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
-        me = _me(caller)
+        me = user_of(caller)
         user_id = params.get("user_id")
         if not isinstance(user_id, str) or not user_id:
             raise validation("user_id is required.", field="user_id")
         return write(lambda s: membership.do_remove_participant(s, me, params.get("conversation_id"), user_id))
 
     def leave(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
-        me = _me(caller)
+        me = user_of(caller)
         return write(lambda s: membership.do_leave(s, me, params.get("conversation_id")))
 
     def rename(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
-        me = _me(caller)
+        me = user_of(caller)
         return write(lambda s: membership.do_rename(s, me, params.get("conversation_id"), params.get("name")))
 
     def status_change(action: str) -> Method:
         def change(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
-            me = _me(caller)
+            me = user_of(caller)
             return write(lambda s: membership.do_set_status(s, me, params.get("conversation_id"), action))
 
         return change

@@ -38,7 +38,7 @@ from shared.config import Settings
 from shared.cursor import Cursors
 from shared.db import transaction
 from shared.errors import AppError, validation
-from shared.rpc import Caller, Method
+from shared.rpc import Caller, Method, user_of
 
 MAX_QUERY_CHARS = 200
 # A short prefix matches a large part of any vocabulary (and defeats the planner's estimates):
@@ -390,19 +390,13 @@ def search_all(
 # RPC ----------------------------------------------------------------------------------------
 
 
-def _me(caller: Caller | None) -> str:
-    if caller is None:
-        raise AppError("unauthenticated", "Sign in to continue.")
-    return caller.user_id
-
-
 def search_methods(settings: Settings) -> dict[str, Method]:
     """`search.conversation` {conversation_id, q, cursor, limit} and `search.all` {q, cursor, limit}."""
     url = settings.database_url("conversations")
     cursors = Cursors(settings.cursor_secret)
 
     def in_conversation(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
-        me = _me(caller)
+        me = user_of(caller)
         with transaction(url) as session:
             return search_conversation(
                 session,
@@ -415,7 +409,7 @@ def search_methods(settings: Settings) -> dict[str, Method]:
             )
 
     def everywhere(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
-        me = _me(caller)
+        me = user_of(caller)
         with transaction(url) as session:
             return search_all(session, cursors, me, params.get("q"), params.get("cursor"), params.get("limit"))
 

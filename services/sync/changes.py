@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from shared.errors import AppError
-from shared.events import CATALOGUE, Envelope, client_view, part_for
+from shared.events import Envelope, client_event, client_view, part_for
 
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 1000
@@ -28,9 +28,8 @@ def check_limit(raw: Any) -> int:
 
 def change_view(user_id: str, seq: int, raw_envelope: str) -> dict[str, Any]:
     envelope = Envelope.from_dict(json.loads(raw_envelope))
-    spec = CATALOGUE.get(envelope.type)
     return {
-        "event": spec.client_event if spec is not None else envelope.type,
+        "event": client_event(envelope.type) or envelope.type,
         **client_view(envelope, part_for(envelope.data, user_id)),
         "seq": seq,
     }

@@ -10,8 +10,7 @@ from services.sync import changes
 from shared.config import Settings
 from shared.cursor import Cursors, decode_sync, encode_sync
 from shared.db import transaction
-from shared.errors import AppError
-from shared.rpc import Caller, Method
+from shared.rpc import Caller, Method, user_of
 
 
 def methods(settings: Settings) -> dict[str, Method]:
@@ -24,15 +23,14 @@ def methods(settings: Settings) -> dict[str, Method]:
         return {"ok": True}
 
     def sync(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
-        if caller is None:
-            raise AppError("unauthenticated", "Sign in to continue.")
-        since = decode_sync(cursors, params.get("since"), caller.user_id)
+        me = user_of(caller)
+        since = decode_sync(cursors, params.get("since"), me)
         limit = changes.check_limit(params.get("limit"))
         with transaction(url) as session:
-            result = changes.changes_since(session, caller.user_id, since, limit)
+            result = changes.changes_since(session, me, since, limit)
         return {
             "changes": result["changes"],
-            "cursor": encode_sync(cursors, caller.user_id, result["position"]),
+            "cursor": encode_sync(cursors, me, result["position"]),
             "has_more": result["has_more"],
         }
 
