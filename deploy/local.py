@@ -21,7 +21,7 @@ from typing import IO
 from kombu import Connection
 from sqlalchemy import text
 
-from services import attachments, conversations, directory, sync
+from services import attachments, conversations, directory, moderation, sync
 from shared.auth import issue_token
 from shared.bus import declare_consumer_queue
 from shared.config import Settings
@@ -34,6 +34,7 @@ DEFINITIONS: dict[str, tuple[ServiceDefinition, Path]] = {
     "conversations": (conversations.DEFINITION, conversations.MIGRATIONS),
     "sync": (sync.DEFINITION, sync.MIGRATIONS),
     "attachments": (attachments.DEFINITION, attachments.MIGRATIONS),
+    "moderation": (moderation.DEFINITION, moderation.MIGRATIONS),
 }
 DEMO_ACCOUNTS = {"teacher": "user-t-001", "student": "user-s-0001", "admin": "user-a-001"}
 

@@ -9,7 +9,7 @@ from flask import Flask, Response, g, jsonify, request
 from prometheus_client import Counter, Histogram
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from gateway.routes import admin, attachments, conversations, directory, search, sync, system
+from gateway.routes import admin, attachments, conversations, directory, moderation, search, sync, system
 from shared.auth import bearer, verify_token
 from shared.config import Settings
 from shared.errors import AppError
@@ -17,7 +17,16 @@ from shared.rpc import RpcClient
 
 REQUESTS = Counter("gateway_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram("gateway_request_seconds", "HTTP request latency", ["method", "route"])
-BLUEPRINTS = (system.bp, directory.bp, conversations.bp, admin.bp, search.bp, sync.bp, attachments.bp)
+BLUEPRINTS = (
+    system.bp,
+    directory.bp,
+    conversations.bp,
+    admin.bp,
+    search.bp,
+    sync.bp,
+    attachments.bp,
+    moderation.bp,
+)
 
 
 def error_response(exc: AppError) -> Response:

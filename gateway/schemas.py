@@ -79,3 +79,21 @@ class CommunicationRuleIn(Body):
 class PrivilegeIn(Body):
     user_id: str = Field(min_length=1, max_length=200)
     privilege: str = Field(min_length=1, max_length=100)
+
+
+class ReportIn(Body):
+    """A message or a conversation (the service refuses none or both), to one of the staff offered."""
+
+    message_id: str | None = Field(default=None, min_length=1, max_length=100)
+    conversation_id: str | None = Field(default=None, min_length=1, max_length=100)
+    to_user_id: str = Field(min_length=1, max_length=200)
+    reason: str | None = Field(default=None, max_length=20_000)
+
+
+class ResolveIn(Body):
+    note: str | None = Field(default=None, max_length=20_000)
+
+
+class SafeguardingIn(Body):
+    phrases: list[str] = Field(max_length=5_000)
+    lead_ids: list[str] = Field(default_factory=list, max_length=500)

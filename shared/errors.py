@@ -23,6 +23,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "too_many_recipients": 422,
     "messaging_disabled": 422,
     "recipients_unavailable": 422,
+    "recipient_unavailable": 422,
     "unsupported_file_type": 422,
     "rate_limited": 429,
     "internal": 500,

@@ -78,7 +78,8 @@ CATALOGUE: dict[str, EventType] = {
         EventType(
             "conversations.participant.removed",
             ("conversation_id", "user_id", "reason"),
-            "Someone left or was removed (reason: left, removed, unenrolled); the audience includes them.",
+            "Someone left or was removed (reason: left, removed, unenrolled, report_closed: their report access "
+            "ended); the audience includes them.",
             "participant.removed",
         ),
         EventType(
@@ -108,6 +109,37 @@ CATALOGUE: dict[str, EventType] = {
             "conversations.files.released",
             ("message_id", "attachment_ids"),
             "A message that carried files was deleted: for attachments, which destroys files no message carries.",
+        ),
+        EventType(
+            "conversations.moderation.recorded",
+            (
+                "action",
+                "actor_id",
+                "actor_name",
+                "actor_role",
+                "conversation_id",
+                "conversation_type",
+                "message_id",
+                "user_id",
+                "report_ids",
+                "through_report",
+            ),
+            "A teacher or administrator moderated a conversation (action: message.deleted, participant.removed, "
+            "conversation.closed, .reopened, .deleted, .restored), with the open reports that let them in; for the "
+            "audit log. Never carries content.",
+        ),
+        EventType(
+            "moderation.report.created",
+            ("report",),
+            "An abuse report was made (by a person, or automatically by a safeguarding flag); audience: the staff it "
+            "was sent to, who see it as `report.created`.",
+            "report.created",
+        ),
+        EventType(
+            "moderation.report.updated",
+            ("report",),
+            "A report was withdrawn or resolved (`report.state`); audience: its reporter and the staff it was sent to.",
+            "report.updated",
         ),
         EventType(
             "conversations.message.created",

@@ -118,7 +118,7 @@ def edit_message(message_id: str, body: schemas.EditMessage) -> Any:
 
 @bp.delete("/messages/<message_id>")
 def delete_message(message_id: str) -> Any:
-    """Delete one's own message."""
+    """Delete one's own message, or as a teacher or administrator remove someone else's (F24)."""
     return call("conversations", "messages.delete", {"message_id": message_id})
 
 

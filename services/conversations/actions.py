@@ -14,7 +14,14 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from services.conversations import domain
-from services.conversations.views import CONVERSATION_SELECT, MESSAGE_SELECT, conversation_view, iso, message_view
+from services.conversations.views import (
+    CONVERSATION_SELECT,
+    I_BLOCKED,
+    MESSAGE_SELECT,
+    conversation_view,
+    iso,
+    message_view,
+)
 from shared.cursor import Cursors
 from shared.errors import AppError, not_found, validation
 from shared.outbox import add_event, add_events
@@ -109,18 +116,23 @@ def access_participation(session: Connection, caller_id: str, conversation_id: A
     """
     row = session.execute(
         text(
-            """
+            f"""
             SELECT c.id, c.type, c.status, c.last_seq, c.messaging_blocked,
                    coalesce(mine.enabled, true) AS my_messaging,
                    CASE WHEN c.type = 'direct' THEN
                        (SELECT coalesce(bool_and(pp.enabled), true) FROM participants o
                         JOIN people pp ON pp.user_id = o.user_id
-                        WHERE o.conversation_id = c.id AND o.user_id <> me.user_id)
+                        WHERE o.conversation_id = c.id AND o.user_id <> me.user_id AND o.via <> 'report')
                    END AS other_messaging,
                    CASE WHEN c.type = 'direct' THEN
                        (SELECT min(pp.name) FROM participants o JOIN people pp ON pp.user_id = o.user_id
-                        WHERE o.conversation_id = c.id AND o.user_id <> me.user_id)
-                   END AS other_name
+                        WHERE o.conversation_id = c.id AND o.user_id <> me.user_id AND o.via <> 'report')
+                   END AS other_name,
+                   {I_BLOCKED} AS i_blocked,
+                   CASE WHEN c.type = 'direct' THEN EXISTS (
+                       SELECT 1 FROM participants o
+                       JOIN user_blocks b ON b.blocker_id = o.user_id AND b.blocked_id = me.user_id
+                       WHERE o.conversation_id = c.id AND o.user_id <> me.user_id) ELSE false END AS blocked_me
             FROM participants me JOIN conversations c ON c.id = me.conversation_id
             LEFT JOIN people mine ON mine.user_id = me.user_id
             WHERE me.user_id = :me AND c.id = :id
@@ -179,6 +191,15 @@ def check_open(conversation: Any) -> None:
             f"Your message cannot be delivered: {conversation.other_name} cannot receive messages.",
             {"reason": "recipient"},
         )
+    check_blocks(conversation.other_name, i_blocked=conversation.i_blocked, blocked_me=conversation.blocked_me)
+
+
+def check_blocks(other_name: str | None, *, i_blocked: bool, blocked_me: bool) -> None:
+    """A 1:1 where one blocked the other takes no messages; the blocked one is not told why."""
+    if blocked_me:
+        raise AppError("recipient_unavailable", f"{other_name} is not available", {"reason": "unavailable"})
+    if i_blocked:
+        raise AppError("not_allowed", f"You blocked {other_name}. Unblock them to send a message.", {"action": "send"})
 
 
 # Sending ------------------------------------------------------------------------------------
@@ -384,9 +405,12 @@ def send_to_batch(
     targets = session.execute(
         text(
             "SELECT b.conversation_id FROM batch_recipients b JOIN conversations c ON c.id = b.conversation_id "
-            "WHERE b.batch_id = :batch AND c.status = 'open' ORDER BY b.user_id"
+            "WHERE b.batch_id = :batch AND c.status = 'open' AND NOT EXISTS ("
+            "    SELECT 1 FROM user_blocks ub WHERE (ub.blocker_id = b.user_id AND ub.blocked_id = :me)"
+            "    OR (ub.blocker_id = :me AND ub.blocked_id = b.user_id)) "
+            "ORDER BY b.user_id"
         ),
-        {"batch": batch_id},
+        {"batch": batch_id, "me": caller_id},
     ).all()
     for target in targets:
         store_message(

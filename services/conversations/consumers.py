@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from services.conversations import actions, membership
+from services.conversations import actions, membership, moderation
 from shared.bus import ConsumerSpec
 from shared.config import Settings
 from shared.db import transaction
@@ -15,6 +15,7 @@ from shared.outbox import claim_event
 from shared.rpc import RpcClient
 
 DIRECTORY_EVENTS = "conversations.directory-events"
+REPORT_EVENTS = "conversations.report-events"
 
 
 def apply_messaging_change(session: Connection, data: dict[str, Any]) -> None:
@@ -57,4 +58,21 @@ def consumers(settings: Settings) -> list[ConsumerSpec]:
             elif envelope.type == "directory.messaging.changed":
                 apply_messaging_change(session, data)
 
-    return [ConsumerSpec(DIRECTORY_EVENTS, ("directory.#",), on_directory_event, prefetch=settings.consumer_prefetch)]
+    def on_report(envelope: Envelope) -> None:
+        """An open report lets its staff in; a closed one lets them out (both idempotent, by report)."""
+        report = envelope.data["report"]
+        readers = [r["user_id"] for r in report["recipients"]]
+        if report["state"] == "open":
+            people = directory.call("directory", "users.get", {"ids": readers})["users"]
+            with transaction(url) as session:
+                for person in people:
+                    moderation.grant_access(session, report["id"], report["conversation_id"], person)
+            return
+        with transaction(url) as session:
+            for reader in readers:
+                moderation.revoke_access(session, report["id"], report["conversation_id"], reader)
+
+    return [
+        ConsumerSpec(DIRECTORY_EVENTS, ("directory.#",), on_directory_event, prefetch=settings.consumer_prefetch),
+        ConsumerSpec(REPORT_EVENTS, ("moderation.report.*",), on_report, prefetch=settings.consumer_prefetch),
+    ]

@@ -213,21 +213,33 @@ STAFF_ROLES = frozenset({"teacher", "admin"})
 CLOSABLE = frozenset({"group", "course", "project"})
 
 
-def allowed_actions(*, type_: str, status: str, role: str, is_creator: bool) -> list[str]:
-    """The actions a participant may take in a conversation, for the client's menus (`can`)."""
+def allowed_actions(
+    *, type_: str, status: str, role: str, is_creator: bool, through_report: bool = False, blocked: bool = False
+) -> list[str]:
+    """The actions a participant may take in a conversation, for the client's menus (`can`).
+
+    Staff reading through a report (F23) may read, write, delete messages, close, delete and
+    restore, but take no part in the group's own life (rename, add, remove, leave).
+    """
     actions = ["read", "mark_unread", "search", "view_participants"]
     is_staff = role in STAFF_ROLES
     writable = status == "open" and type_ not in ("mass",)
     if writable:
         actions += ["send"]
-    if type_ == "group" and status == "open":
+    if is_staff and type_ != "mass":
+        actions += ["delete_messages"]
+    if type_ == "group" and status == "open" and not through_report:
         actions += ["rename", "add_participants", "leave"]
         if is_staff:
             actions += ["remove_participants"]
-    if type_ in CLOSABLE and (is_staff or (type_ == "group" and is_creator)):
+    if type_ in CLOSABLE and (is_staff or (type_ == "group" and is_creator and not through_report)):
         actions += ["close"] if status == "open" else ["reopen"] if status == "closed" else []
     if type_ in ("course", "project") and is_staff:
         actions += ["delete"] if status != "deleted" else ["restore"]
+    if type_ == "group" and not through_report:
+        actions += ["report"]  # the conversation itself; any message of someone else can be reported
+    if type_ == "direct" and role == "student" and not through_report:
+        actions += ["unblock"] if blocked else ["block"]
     return actions
 
 

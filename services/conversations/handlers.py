@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
-from services.conversations import actions, domain, membership, views
+from services.conversations import actions, domain, membership, moderation, views
 from services.conversations.search import search_methods
 from services.conversations.starting import Plan, do_start
 from shared.config import Settings
@@ -283,7 +283,44 @@ def methods(settings: Settings) -> dict[str, Method]:
 
     def delete(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         me = user_of(caller)
-        return write(lambda s: actions.do_delete_message(s, me, params.get("message_id")))
+        return write(lambda s: moderation.do_delete_message(s, me, params.get("message_id")))
+
+    def report_target(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
+        """For moderation: what a report by the caller would point at (refusing what may not be reported)."""
+        me = user_of(caller)
+        return read(lambda s: moderation.report_target(s, me, params.get("message_id"), params.get("conversation_id")))
+
+    def grant(caller: Caller | None, params: dict[str, Any]) -> dict[str, bool]:
+        """For moderation: an open report lets the staff member it was sent to into its conversation."""
+        user_id = params.get("user_id")
+        reader = directory.users([user_id]).get(user_id) if isinstance(user_id, str) else None
+        if reader is None:
+            raise AppError("not_found", "No such user.")
+        granted = write(
+            lambda s: moderation.grant_access(s, params.get("report_id"), params.get("conversation_id"), reader)
+        )
+        return {"granted": granted}
+
+    def revoke(caller: Caller | None, params: dict[str, Any]) -> dict[str, bool]:
+        """For moderation: a closed report ends the access it gave."""
+        user_id = params.get("user_id")
+        if not isinstance(user_id, str):
+            raise validation("user_id is required.", field="user_id")
+        revoked = write(
+            lambda s: moderation.revoke_access(s, params.get("report_id"), params.get("conversation_id"), user_id)
+        )
+        return {"revoked": revoked}
+
+    def describe(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
+        """For moderation: a conversation's type, for a report made by a safeguarding flag."""
+        return read(lambda s: moderation.describe(s, params.get("conversation_id")))
+
+    def block(blocked: bool) -> Method:
+        def change(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
+            me = user_of(caller)
+            return write(lambda s: moderation.do_set_block(s, me, params.get("conversation_id"), blocked=blocked))
+
+        return change
 
     def forward(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         me = user_of(caller)
@@ -369,6 +406,12 @@ def methods(settings: Settings) -> dict[str, Method]:
         "messages.list": history,
         "messages.edit": edit,
         "messages.delete": delete,
+        "conversations.block": block(True),
+        "conversations.unblock": block(False),
+        "moderation.report_target": report_target,
+        "moderation.grant": grant,
+        "moderation.revoke": revoke,
+        "moderation.describe": describe,
         "messages.forward": forward,
         "read.mark": mark_read,
         "read.unmark": mark_unread,

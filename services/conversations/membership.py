@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from services.conversations import domain
+from services.conversations import domain, moderation
 from services.conversations.actions import SERVICE, access_conversation, audience, upsert_people
 from services.conversations.announce import conversation_data, everyone_views
 from services.conversations.starting import add_participants, live_group_conversation
@@ -22,7 +22,7 @@ from shared.outbox import add_event, add_events
 _PARTICIPANTS = """
     SELECT p.user_id, p.joined_at, p.via, pp.name, pp.title, pp.role, pp.avatar_url
     FROM participants p LEFT JOIN people pp ON pp.user_id = p.user_id
-    WHERE p.conversation_id = :cid
+    WHERE p.conversation_id = :cid AND p.via <> 'report'
 """
 
 
@@ -124,6 +124,7 @@ def do_remove_participant(session: Connection, caller_id: str, conversation_id: 
     if row.via == "report":
         raise AppError("not_allowed", "Someone reading through a report cannot be removed.", {"action": "remove"})
     _remove(session, conversation.id, user_id, "removed")
+    moderation.record(session, "participant.removed", caller_id, conversation.id, user_id=user_id)
     return list_participants(session, caller_id, conversation.id)
 
 
@@ -155,6 +156,14 @@ def do_rename(session: Connection, caller_id: str, conversation_id: Any, name: A
     return _update(session, caller_id, conversation, {"name": domain.check_name(name)})
 
 
+MODERATION_RECORDS = {
+    "close": "conversation.closed",
+    "reopen": "conversation.reopened",
+    "delete": "conversation.deleted",
+    "restore": "conversation.restored",
+}
+
+
 def do_set_status(session: Connection, caller_id: str, conversation_id: Any, action: str) -> dict[str, Any]:
     """close, reopen, delete (course and project conversations) or restore; history stays readable."""
     status = {"close": "closed", "reopen": "open", "delete": "deleted", "restore": "open"}[action]
@@ -169,7 +178,9 @@ def do_set_status(session: Connection, caller_id: str, conversation_id: Any, act
                 "A newer conversation of this course is in use; it cannot be restored.",
                 {"action": "restore"},
             )
-    return _update(session, caller_id, conversation, {"status": status})
+    view = _update(session, caller_id, conversation, {"status": status})
+    moderation.record(session, MODERATION_RECORDS[action], caller_id, conversation.id)
+    return view
 
 
 # Following the roster ------------------------------------------------------------------------

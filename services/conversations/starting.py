@@ -15,6 +15,8 @@ from sqlalchemy import Connection, text
 from services.conversations import domain
 from services.conversations.actions import (
     access_conversation,
+    access_participation,
+    check_open,
     existing_send,
     record_events,
     send_to_batch,
@@ -54,7 +56,10 @@ def _insert_conversation(session: Connection, **values: Any) -> uuid.UUID:
 
 
 def add_participants(session: Connection, conversation_id: uuid.UUID, user_ids: list[str], via: str) -> list[str]:
-    """Add people (new members start with nothing unread); the ids actually added."""
+    """Add people (new members start with nothing unread); the ids actually added.
+
+    Someone reading through a report who is added for real becomes a participant like any other.
+    """
     if not user_ids:
         return []
     rows = session.execute(
@@ -63,7 +68,9 @@ def add_participants(session: Connection, conversation_id: uuid.UUID, user_ids: 
             INSERT INTO participants (conversation_id, user_id, via, last_read_seq)
             SELECT :cid, u, :via, (SELECT last_seq FROM conversations WHERE id = :cid)
             FROM unnest(CAST(:ids AS text[])) AS u
-            ON CONFLICT DO NOTHING RETURNING user_id
+            ON CONFLICT (conversation_id, user_id) DO UPDATE SET via = excluded.via
+                WHERE participants.via = 'report'
+            RETURNING user_id
             """
         ),
         {"cid": conversation_id, "ids": list(dict.fromkeys(user_ids)), "via": via},
@@ -158,6 +165,8 @@ def do_start(session: Connection, plan: Plan, body: str, client_id: str | None, 
         return _start_individual(session, plan, body, client_id, fingerprint)
     else:
         raise AppError("validation_failed", "Unknown mode.", {"field": "mode"})
+    if plan.mode == "direct":
+        check_open(access_participation(session, me, conversation_id))  # closed, or a block between the two
     conversation = access_conversation(session, me, conversation_id)
     if conversation.status != "open":
         raise AppError("conversation_closed", "This conversation is closed. No new messages can be sent.")

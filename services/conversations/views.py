@@ -14,16 +14,27 @@ MESSAGE_SELECT = """
     FROM messages m LEFT JOIN people p ON p.user_id = m.sender_id
 """
 
-# `me` is the caller's participants row; `mine` their person row (for their role).
-CONVERSATION_SELECT = """
+# Whether the caller blocked the other person of a 1:1 (`me` is the caller's participants row).
+I_BLOCKED = """
+    CASE WHEN c.type = 'direct' THEN EXISTS (
+        SELECT 1 FROM participants o JOIN user_blocks b ON b.blocked_id = o.user_id AND b.blocker_id = me.user_id
+        WHERE o.conversation_id = c.id AND o.user_id <> me.user_id) ELSE false END
+"""
+
+# `me` is the caller's participants row; `mine` their person row (for their role). Staff reading
+# through a report (`via = 'report'`) are neither counted nor named.
+CONVERSATION_SELECT = f"""
     SELECT c.id, c.type, c.name, c.status, c.created_by, c.created_at, c.last_seq, c.last_activity_at,
            c.last_message, c.recipient_count, c.group_kind, c.group_id,
-           me.user_id AS me_id, me.last_read_seq, me.unread_count, coalesce(mine.role, 'student') AS my_role,
-           (SELECT count(*) FROM participants a WHERE a.conversation_id = c.id) AS participant_count,
+           me.user_id AS me_id, me.last_read_seq, me.unread_count, me.via AS my_via,
+           coalesce(mine.role, 'student') AS my_role,
+           (SELECT count(*) FROM participants a WHERE a.conversation_id = c.id AND a.via <> 'report')
+               AS participant_count,
            ARRAY(SELECT coalesce(pp.name, 'Unknown user') FROM participants o
                  LEFT JOIN people pp ON pp.user_id = o.user_id
-                 WHERE o.conversation_id = c.id AND o.user_id <> me.user_id
-                 ORDER BY o.joined_at, o.user_id LIMIT 3) AS other_names
+                 WHERE o.conversation_id = c.id AND o.user_id <> me.user_id AND o.via <> 'report'
+                 ORDER BY o.joined_at, o.user_id LIMIT 3) AS other_names,
+           {I_BLOCKED} AS i_blocked
     FROM participants me JOIN conversations c ON c.id = me.conversation_id
     LEFT JOIN people mine ON mine.user_id = me.user_id
 """
@@ -66,7 +77,9 @@ def message_view(row: Any) -> dict[str, Any]:
 
 def conversation_view(row: Any) -> dict[str, Any]:
     """A conversation as the caller sees it: their name for it, their unread count, their actions."""
-    others = row.participant_count - 1
+    through_report = row.my_via == "report"
+    # Someone reading through a report is not among the participants counted.
+    others = row.participant_count - (0 if through_report else 1)
     if row.type == "individual_batch":
         name = f"Sent to {row.recipient_count} {'person' if row.recipient_count == 1 else 'people'}"
     else:
@@ -85,12 +98,21 @@ def conversation_view(row: Any) -> dict[str, Any]:
         "status": row.status,
         "status_text": STATUS_TEXT.get(row.status),
         "can": domain.allowed_actions(
-            type_=row.type, status=row.status, role=row.my_role, is_creator=row.created_by == row.me_id
+            type_=row.type,
+            status=row.status,
+            role=row.my_role,
+            is_creator=row.created_by == row.me_id,
+            through_report=through_report,
+            blocked=row.i_blocked,
         ),
         "created_at": iso(row.created_at),
     }
     if row.type == "individual_batch":
         view["recipient_count"] = row.recipient_count
+    if row.type == "direct":
+        view["blocked"] = bool(row.i_blocked)  # the caller blocked the other person
+    if through_report:
+        view["through_report"] = True
     if row.group_id is not None:
         view["group"] = {"kind": row.group_kind, "id": row.group_id}
         if row.group_kind == "course":

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from services.directory import admin, contacts, importer, policy, queries
+from services.directory import admin, contacts, importer, policy, queries, staff
 from services.directory.roster.errors import RosterError
 from services.directory.roster.parse import load_bundle
 from shared.config import Settings
@@ -200,6 +200,23 @@ def methods(settings: Settings) -> dict[str, Method]:
         with transaction(url) as session:
             return admin.has_privilege(session, p["user_id"], p["privilege"])
 
+    def report_recipients(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
+        me = _require_caller(caller)
+        p = _parse(params, {}, {"exclude": _ids(100)})
+        with transaction(url) as session:
+            return staff.report_recipients(session, me.user_id, p.get("exclude", []))
+
+    def admins_covering(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
+        p = _parse(params, {"org_id": _id})
+        with transaction(url) as session:
+            return staff.admins_covering(session, p["org_id"])
+
+    def admins_scope(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
+        me = _require_caller(caller)
+        _parse(params, {})
+        with transaction(url) as session:
+            return staff.admin_scope(session, me.user_id)
+
     return {
         "health.check": health,
         "users.get": users_get,
@@ -217,4 +234,7 @@ def methods(settings: Settings) -> dict[str, Method]:
         "privileges.grant": privileges_grant,
         "privileges.revoke": privileges_revoke,
         "privileges.check": privileges_check,
+        "staff.report_recipients": report_recipients,
+        "staff.admins_covering": admins_covering,
+        "admins.scope": admins_scope,
     }
