@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 CONVERSATION_EVENTS = "moderation.conversation-events"
 PEOPLE_TTL_SECONDS = 300.0
-LISTS_TTL_SECONDS = 5.0
 
 
 class Directory:
@@ -85,36 +84,36 @@ def actor(person: dict[str, Any]) -> dict[str, Any]:
 
 
 class Lists:
-    """Every organisation's safeguarding list, compiled, re-read every few seconds (and at once after a change)."""
+    """Every organisation's safeguarding list, compiled once per change.
+
+    Each look costs one tiny query (how many lists, last changed when), so a change made
+    through any process applies to the very next message.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._at = -LISTS_TTL_SECONDS
+        self._version: tuple[Any, ...] | None = None
         self._lists: dict[str, tuple[safeguarding.Matcher, list[str]]] = {}
         self._lock = threading.Lock()
 
-    def invalidate(self) -> None:
-        with self._lock:
-            self._at = -LISTS_TTL_SECONDS
-
     def current(self) -> dict[str, tuple[safeguarding.Matcher, list[str]]]:
-        with self._lock:
-            if time.monotonic() - self._at < LISTS_TTL_SECONDS:
-                return self._lists
         with transaction(self.url) as session:
+            version = tuple(session.execute(text("SELECT count(*), max(updated_at) FROM safeguarding_lists")).one())
+            with self._lock:
+                if version == self._version:
+                    return self._lists
             rows = session.execute(text("SELECT org_id, phrases, lead_ids FROM safeguarding_lists")).all()
         compiled = {r.org_id: (safeguarding.compile_phrases(r.phrases), list(r.lead_ids)) for r in rows if r.phrases}
         with self._lock:
-            self._lists, self._at = compiled, time.monotonic()
+            self._lists, self._version = compiled, version
         return compiled
 
 
-def methods(settings: Settings, lists: Lists | None = None) -> dict[str, Method]:
+def methods(settings: Settings) -> dict[str, Method]:
     url = settings.database_url("moderation")
     cursors = Cursors(settings.cursor_secret)
     directory = Directory(settings)
     conversations = RpcClient(settings)
-    lists = lists or Lists(url)
 
     def run(work: Callable[[Connection], T]) -> T:
         with transaction(url) as session:
@@ -250,7 +249,6 @@ def methods(settings: Settings, lists: Lists | None = None) -> dict[str, Method]
             return row
 
         row = run(save)
-        lists.invalidate()
         return _list_view(org, row)
 
     return {
