@@ -64,3 +64,44 @@ def test_each_role_gets_exactly_the_actions_the_seed_lists(
     actions = allowed_actions(type_=type_, status=status, role=role, is_creator=creator)
     assert {action: action in actions for action in expected} == expected
     assert {"read", "mark_unread", "search", "view_participants"} <= set(actions)
+
+
+# (type, status, role, through a report) -> actions allowed (True) or refused (False)
+REPORT_CASES = [
+    (
+        "group",
+        "open",
+        "teacher",
+        True,
+        {
+            "send": True,
+            "delete_messages": True,
+            "close": True,
+            "remove_participants": False,
+            "add_participants": False,
+            "rename": False,
+            "leave": False,
+            "report": False,
+        },
+    ),
+    ("direct", "open", "admin", True, {"send": True, "delete_messages": True, "close": False, "block": False}),
+    ("course", "deleted", "teacher", True, {"restore": True, "send": False, "delete_messages": True}),
+    ("group", "open", "teacher", False, {"delete_messages": True, "remove_participants": True, "report": True}),
+    ("group", "open", "student", False, {"delete_messages": False, "report": True}),
+    ("direct", "open", "student", False, {"block": True, "unblock": False, "delete_messages": False}),
+    ("direct", "open", "teacher", False, {"block": False, "unblock": False}),
+    ("mass", "open", "admin", False, {"delete_messages": False}),
+]
+
+
+@pytest.mark.parametrize(("type_", "status", "role", "through_report", "expected"), REPORT_CASES)
+def test_staff_through_a_report_moderate_but_take_no_part_in_the_groups_own_life(
+    type_: str, status: str, role: str, through_report: bool, expected: dict[str, bool]
+) -> None:
+    actions = allowed_actions(type_=type_, status=status, role=role, is_creator=False, through_report=through_report)
+    assert {action: action in actions for action in expected} == expected
+
+
+def test_a_student_who_blocked_the_other_person_is_offered_unblock() -> None:
+    actions = allowed_actions(type_="direct", status="open", role="student", is_creator=False, blocked=True)
+    assert "unblock" in actions and "block" not in actions
