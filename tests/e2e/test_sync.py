@@ -90,6 +90,22 @@ def scripted_mix(system: System) -> str:
     late = teacher.send(gid, "Unread, then deleted")
     teacher.do("DELETE", f"/messages/{late['id']}")
 
+    # Moderation: a student-only 1:1 reported to the teacher, who writes and deletes in it, then
+    # resolves the report and is let out; a student group reported and left open; a block.
+    silly = second.start(_users(STUDENT), "Hi")
+    private = silly["conversation"]["id"]
+    rude = student.send(private, "You are silly")
+    report = second.do("POST", "/reports", 201, message_id=rude["id"], to_user_id=TEACHER, reason="Rude")
+    teacher.send(private, "Please be kind to each other.")
+    teacher.do("DELETE", f"/messages/{rude['id']}")
+    teacher.do("POST", f"/reports/{report['id']}/resolve", note="Handled")
+    students = second.start(_users(CLASSMATES[1], CLASSMATES[2]), "Students only", mode="group", name="Lunch")
+    second.do(
+        "POST", "/reports", 201, conversation_id=students["conversation"]["id"], to_user_id=TEACHER, reason="Mean"
+    )
+    third.send(students["conversation"]["id"], "Still here")
+    second.do("POST", f"/conversations/{private}/block")
+
     temporary = teacher.start(_users(STUDENT, CLASSMATES[0]), "Short-lived", mode="group", name="Temporary")
     tid = temporary["conversation"]["id"]
     teacher.do("DELETE", f"/conversations/{tid}/participants/{STUDENT}")
@@ -97,6 +113,7 @@ def scripted_mix(system: System) -> str:
     teacher.send(tid, "Not for the removed student")
     teacher.do("PATCH", f"/conversations/{tid}", name="Temporary, renamed")
     Mix.removed_from = tid
+    second.do("POST", f"/conversations/{private}/unblock")  # so the mix can run again
     return student.send(direct, "Last word")["id"]
 
 
@@ -154,6 +171,8 @@ CONVERSATION_EVENTS = {
     "message.updated",
     "message.deleted",
     "unread.updated",
+    "report.created",
+    "report.updated",
 }
 
 
