@@ -6,6 +6,10 @@ is: a sync since position N can never miss a change that commits after it with a
 number. Events are logged in batches (what has arrived while the last batch was stored),
 published as `logged.<type>` with their position, and only then acknowledged, so a crash
 anywhere republishes (with the same position, found by event id) and loses nothing.
+
+The log also records which messages each change mentions (`change_messages`). A message's
+deletion takes its content out of every change logged before it, in the same transaction
+(`services.sync.redact`): a deleted message's text stays nowhere in the log.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from sqlalchemy import Connection as Db
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from services.sync.redact import deletion, mentioned_messages, redacted
 from shared.bus import ConfirmingPublisher, PublishFailed, consumer_queue, declare_consumer_queue
 from shared.config import Settings
 from shared.db import transaction
@@ -69,8 +74,8 @@ def parse(body: bytes | str) -> Envelope:
 
 
 # One round trip: number the new events in order, find the numbers of those already logged (a
-# redelivery), and record who saw each. The CTEs share one snapshot, so `known` sees only what
-# was logged before this statement, and `fresh` what it logs now.
+# redelivery), and record who saw each and which messages each mentions. The CTEs share one
+# snapshot, so `known` sees only what was logged before this statement, and `fresh` what it logs now.
 _STORE = text(
     """
     WITH fresh AS (
@@ -90,6 +95,12 @@ _STORE = text(
         FROM unnest(CAST(:users AS text[]), CAST(:user_events AS uuid[])) AS a(u, e)
         JOIN positions p ON p.event_id = a.e
         ON CONFLICT DO NOTHING
+    ), mentioned AS (
+        INSERT INTO change_messages (message_id, seq)
+        SELECT m.id, p.seq
+        FROM unnest(CAST(:messages AS text[]), CAST(:message_events AS uuid[])) AS m(id, e)
+        JOIN positions p ON p.event_id = m.e
+        ON CONFLICT DO NOTHING
     )
     SELECT event_id, seq FROM positions
     """
@@ -97,13 +108,22 @@ _STORE = text(
 
 
 def store(session: Db, events: list[tuple[Envelope, str]]) -> dict[str, int]:
-    """Log (envelope, body as received) pairs in order, idempotent by event id; event id -> position."""
+    """Log (envelope, body as received) pairs in order, idempotent by event id; event id -> position.
+
+    A message deletion in the batch also takes the message's content out of every change logged
+    before it (`redact_deleted`), in the same transaction.
+    """
     users: list[str] = []
     user_events: list[str] = []
+    messages: list[str] = []
+    message_events: list[str] = []
     for envelope, _ in events:
         for user in dict.fromkeys(envelope.audience or ()):
             users.append(user)
             user_events.append(envelope.id)
+        for message_id in mentioned_messages(envelope.data):
+            messages.append(message_id)
+            message_events.append(envelope.id)
     rows = session.execute(
         _STORE,
         {
@@ -112,9 +132,58 @@ def store(session: Db, events: list[tuple[Envelope, str]]) -> dict[str, int]:
             "bodies": [body for _, body in events],
             "users": users,
             "user_events": user_events,
+            "messages": messages,
+            "message_events": message_events,
         },
     )
-    return {str(r.event_id): r.seq for r in rows}
+    seqs = {str(r.event_id): r.seq for r in rows}
+    deletions = [(deleted, seqs[e.id]) for e, _ in events if (deleted := deletion(e)) is not None]
+    if deletions:
+        redact_deleted(session, deletions)
+    return seqs
+
+
+# The changes that mention a deleted message and were logged before its deletion (the deletion
+# itself and what comes after hold no content of it), each with the deleted messages it mentions.
+_MENTIONING = text(
+    """
+    SELECT c.seq, c.envelope, array_agg(DISTINCT d.id) AS messages
+    FROM unnest(CAST(:messages AS text[]), CAST(:below AS bigint[])) AS d(id, below)
+    JOIN change_messages m ON m.message_id = d.id AND m.seq < d.below
+    JOIN changes c ON c.seq = m.seq
+    GROUP BY c.seq
+    """
+)
+
+_REWRITE = text(
+    "UPDATE changes c SET envelope = u.envelope "
+    "FROM unnest(CAST(:seqs AS bigint[]), CAST(:envelopes AS text[])) AS u(seq, envelope) WHERE c.seq = u.seq"
+)
+
+
+def redact_deleted(session: Db, deletions: list[tuple[str, int]]) -> int:
+    """Take the content of deleted messages out of the changes logged before their deletion.
+
+    `deletions`: (message id, the position of its deletion). Idempotent: a change already
+    redacted is left as it is. The number of changes rewritten.
+    """
+    rows = session.execute(
+        _MENTIONING, {"messages": [d[0] for d in deletions], "below": [d[1] for d in deletions]}
+    ).all()
+    seqs: list[int] = []
+    envelopes: list[str] = []
+    for row in rows:
+        try:
+            rewritten = redacted(row.envelope, set(row.messages))
+        except (ValueError, RecursionError) as exc:  # it was parsed once when logged; never expected
+            log.error("sync logger: cannot redact change %d: %s", row.seq, exc)
+            continue
+        if rewritten is not None:
+            seqs.append(row.seq)
+            envelopes.append(rewritten)
+    if seqs:
+        session.execute(_REWRITE, {"seqs": seqs, "envelopes": envelopes})
+    return len(seqs)
 
 
 def with_position(body: str, seq: int) -> str:
@@ -132,6 +201,7 @@ def prune(session: Db, retention_hours: float) -> int:
         return 0
     session.execute(text("UPDATE log_floor SET seq = greatest(seq, :floor)"), {"floor": floor})
     session.execute(text("DELETE FROM change_audience WHERE seq <= :floor"), {"floor": floor})
+    session.execute(text("DELETE FROM change_messages WHERE seq <= :floor"), {"floor": floor})
     return session.execute(text("DELETE FROM changes WHERE seq <= :floor"), {"floor": floor}).rowcount
 
 

@@ -35,7 +35,7 @@ def db(migrated: Settings, settings: Settings) -> Iterator[Settings]:
     The namespace's queues and exchanges are removed afterwards.
     """
     with transaction(settings.database_url("sync")) as session:
-        session.execute(text("TRUNCATE changes, change_audience RESTART IDENTITY"))
+        session.execute(text("TRUNCATE changes, change_audience, change_messages RESTART IDENTITY"))
         session.execute(text("DELETE FROM log_floor"))
         session.execute(text("INSERT INTO log_floor (id, seq) VALUES (true, 0)"))
     yield settings
