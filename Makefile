@@ -38,6 +38,7 @@ bench: install
 	$(PY) -m bench.conversations
 	$(PY) -m bench.realtime
 	$(PY) -m bench.attachments
+	$(PY) -m bench.moderation
 
 lint: install
 	$(PY) -m ruff check .

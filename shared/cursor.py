@@ -9,7 +9,23 @@ from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from shared.errors import AppError
+from shared.errors import AppError, validation
+
+PAGE_DEFAULT = 30
+PAGE_MAX = 100
+
+
+def check_limit(raw: Any, *, default: int = PAGE_DEFAULT, maximum: int = PAGE_MAX) -> int:
+    """A page size from a request: `default` when absent, else a whole number from 1 to `maximum`."""
+    if raw is None or raw == "":
+        return default
+    try:
+        limit = int(raw)
+    except (TypeError, ValueError):
+        raise validation("limit must be a whole number.", field="limit") from None
+    if not 1 <= limit <= maximum:
+        raise validation(f"limit must be between 1 and {maximum}.", field="limit")
+    return limit
 
 
 class Cursors:

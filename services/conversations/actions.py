@@ -22,13 +22,11 @@ from services.conversations.views import (
     iso,
     message_view,
 )
-from shared.cursor import Cursors
-from shared.errors import AppError, not_found, validation
+from shared.cursor import Cursors, check_limit
+from shared.errors import AppError, not_found
 from shared.outbox import add_event, add_events
 
 SERVICE = "conversations"
-PAGE_DEFAULT = 30
-PAGE_MAX = 100
 
 # Kept importable from here: search and the handlers use them.
 __all__ = ["CONVERSATION_SELECT", "MESSAGE_SELECT", "conversation_view", "message_view"]
@@ -43,18 +41,6 @@ def as_uuid(value: Any, what: str = "conversation") -> uuid.UUID:
 
 def to_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
-
-
-def check_limit(raw: Any) -> int:
-    if raw is None or raw == "":
-        return PAGE_DEFAULT
-    try:
-        limit = int(raw)
-    except (TypeError, ValueError):
-        raise validation("limit must be a whole number.", field="limit") from None
-    if not 1 <= limit <= PAGE_MAX:
-        raise validation(f"limit must be between 1 and {PAGE_MAX}.", field="limit")
-    return limit
 
 
 # People -------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from services.conversations.actions import access_participation, check_limit
+from services.conversations.actions import access_participation
 from services.conversations.views import (
     CONVERSATION_SELECT,
     MESSAGE_SELECT,
@@ -35,7 +35,7 @@ from services.conversations.views import (
     message_view,
 )
 from shared.config import Settings
-from shared.cursor import Cursors
+from shared.cursor import Cursors, check_limit
 from shared.db import transaction
 from shared.errors import AppError, validation
 from shared.rpc import Caller, Method, user_of

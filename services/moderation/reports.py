@@ -14,24 +14,11 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from services.moderation import domain
-from shared.cursor import Cursors
-from shared.errors import AppError, not_found, validation
+from shared.cursor import Cursors, check_limit
+from shared.errors import AppError, not_found
 from shared.outbox import add_event
 
 SERVICE = "moderation"
-PAGE_DEFAULT, PAGE_MAX = 30, 100
-
-
-def check_limit(raw: Any) -> int:
-    if raw in (None, ""):
-        return PAGE_DEFAULT
-    try:
-        limit = int(raw)
-    except (TypeError, ValueError):
-        raise validation("limit must be a whole number.", field="limit") from None
-    if not 1 <= limit <= PAGE_MAX:
-        raise validation(f"limit must be between 1 and {PAGE_MAX}.", field="limit")
-    return limit
 
 
 def _as_uuid(value: Any) -> uuid.UUID:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import queue
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
-import socketio
 
 from tests.e2e.conftest import System
+from tests.support.inbox import Inbox
 
 TEACHER, STUDENT, OTHER, OUTSIDER = "user-t-001", "user-s-0001", "user-s-0002", "user-s-0003"
 PUSHED = (
@@ -25,33 +24,10 @@ PUSHED = (
 )
 
 
-class Inbox:
-    def __init__(self, client: socketio.Client) -> None:
-        self.client = client
-        self.events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
-        for name in PUSHED:
-            client.on(name, lambda data, name=name: self.events.put((name, data)))
-
-    def next(self, name: str, where: Any = lambda data: True, timeout: float = 10.0) -> dict[str, Any]:
-        """The next pushed `name` event that satisfies `where` (earlier others are skipped)."""
-        while True:
-            got, data = self.events.get(timeout=timeout)
-            if got == name and where(data):
-                return data
-
-    def names(self, wait: float = 0.5) -> list[str]:
-        seen = []
-        try:
-            while True:
-                seen.append(self.events.get(timeout=wait)[0])
-        except queue.Empty:
-            return seen
-
-
 @pytest.fixture
 def inboxes(system: System) -> Iterator[dict[str, Inbox]]:
     clients = {user: system.connect(user) for user in (TEACHER, STUDENT, OTHER, OUTSIDER)}
-    yield {user: Inbox(client) for user, client in clients.items()}
+    yield {user: Inbox(client, PUSHED) for user, client in clients.items()}
     for client in clients.values():
         client.disconnect()
 

@@ -4,7 +4,6 @@ the audit log. Every step as the people involved see it, over HTTP and pushed ev
 
 from __future__ import annotations
 
-import queue
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +11,6 @@ from typing import Any
 
 import pytest
 import requests
-import socketio
 from sqlalchemy import text
 
 from deploy.local import DEFINITIONS
@@ -20,6 +18,7 @@ from shared.config import Settings
 from shared.db import transaction
 from tests.e2e.conftest import System, running_system
 from tests.support.files import png
+from tests.support.inbox import Inbox
 from tests.support.waiting import wait_for
 
 # Two students of Math 9B (class-001), taught by TEACHER; ADMIN governs their school; OTHER_ADMIN another.
@@ -43,32 +42,10 @@ def system(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) ->
         yield running
 
 
-class Inbox:
-    def __init__(self, client: socketio.Client) -> None:
-        self.client = client
-        self.events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
-        for name in PUSHED:
-            client.on(name, lambda data, name=name: self.events.put((name, data)))
-
-    def next(self, name: str, where: Any = lambda data: True, timeout: float = 10.0) -> dict[str, Any]:
-        while True:
-            got, data = self.events.get(timeout=timeout)
-            if got == name and where(data):
-                return data
-
-    def seen(self, wait: float = 0.7) -> list[tuple[str, dict[str, Any]]]:
-        found = []
-        try:
-            while True:
-                found.append(self.events.get(timeout=wait))
-        except queue.Empty:
-            return found
-
-
 @pytest.fixture
 def inboxes(system: System) -> Iterator[dict[str, Inbox]]:
     clients = {user: system.connect(user) for user in (PUPIL, CLASSMATE, TEACHER, ADMIN)}
-    yield {user: Inbox(client) for user, client in clients.items()}
+    yield {user: Inbox(client, PUSHED) for user, client in clients.items()}
     for client in clients.values():
         client.disconnect()
 
@@ -186,7 +163,7 @@ def test_a_report_lets_the_teacher_in_and_a_moderator_delete_destroys_the_messag
     refused(classmate.post(f"{api}/reports/{report['id']}/withdraw", timeout=15), 409, "not_allowed")
     refused(teacher.post(f"{api}/reports/{report['id']}/resolve", timeout=15), 409, "not_allowed")
     # The students never heard of any of it but the removal itself.
-    names = [name for name, _ in inboxes[PUPIL].seen()]
+    names = inboxes[PUPIL].names()
     assert "report.created" not in names and "report.updated" not in names
 
     # The audit log keeps who did what through which report, without the content.
@@ -282,7 +259,7 @@ def test_a_message_matching_the_safeguarding_list_reports_itself_to_the_leads_wi
     listed = ok(admin.get(f"{api}/reports", params={"state": "open"}, timeout=15))["items"]
     assert [r["id"] for r in listed if r["kind"] == "safeguarding"] == [report["id"]]
     assert ok(system.session(PUPIL).get(f"{api}/reports", timeout=15))["items"] == []
-    assert "report.created" not in [name for name, _ in inboxes[PUPIL].seen()]
+    assert "report.created" not in inboxes[PUPIL].names()
     resolved = ok(admin.post(f"{api}/reports/{report['id']}/resolve", json={"note": "Talked to Javier"}, timeout=15))
     assert resolved["state"] == "resolved" and resolved["closed_by"]["id"] == ADMIN
     refused(admin.get(f"{api}/conversations/{harmless['conversation']['id']}", timeout=15), 404, "not_found")
