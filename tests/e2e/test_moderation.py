@@ -263,3 +263,45 @@ def test_a_message_matching_the_safeguarding_list_reports_itself_to_the_leads_wi
     resolved = ok(admin.post(f"{api}/reports/{report['id']}/resolve", json={"note": "Talked to Javier"}, timeout=15))
     assert resolved["state"] == "resolved" and resolved["closed_by"]["id"] == ADMIN
     refused(admin.get(f"{api}/conversations/{harmless['conversation']['id']}", timeout=15), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "raw", "status", "code"),
+    [
+        ("POST", "/reports", b"{not json", 400, "malformed_request"),
+        ("POST", "/reports", b'["message_id"]', 400, "malformed_request"),
+        ("POST", "/reports", b'{"message_id": 5, "to_user_id": "user-t-001", "reason": "x"}', 422, "validation_failed"),
+        ("POST", "/reports", b'{"message_id": "m", "to_user_id": "user-t-001", "extra": 1}', 422, "validation_failed"),
+        ("POST", "/reports", b'{"to_user_id": "user-t-001", "reason": "x"}', 422, "validation_failed"),
+        ("POST", "/reports/not-a-report/withdraw", b"", 404, "not_found"),
+        ("POST", "/reports/6f1c2a3e-0000-4000-8000-000000000000/resolve", b"{}", 404, "not_found"),
+        ("POST", "/reports/6f1c2a3e-0000-4000-8000-000000000000/resolve", b'{"note": 3}', 422, "validation_failed"),
+        ("GET", "/reports?state=everything", b"", 422, "validation_failed"),
+        ("GET", "/reports?cursor=forged", b"", 400, "invalid_cursor"),
+        ("GET", "/reports/recipients", b"", 422, "validation_failed"),
+        ("PUT", "/admin/safeguarding/org-school-2", b'{"phrases": "kill"}', 422, "validation_failed"),
+        ("PUT", "/admin/safeguarding/org-school-2", b'{"phrases": ["!!!"]}', 422, "validation_failed"),
+        (
+            "PUT",
+            "/admin/safeguarding/org-school-2",
+            b'{"phrases": [], "lead_ids": ["user-s-0001"]}',
+            422,
+            "validation_failed",
+        ),
+        ("PUT", "/admin/safeguarding/no-such-org", b'{"phrases": []}', 403, "forbidden"),
+        ("POST", "/conversations/not-a-conversation/block", b"", 404, "not_found"),
+    ],
+)
+def test_malformed_moderation_requests_get_clear_errors_and_change_nothing(
+    system: System, method: str, path: str, raw: bytes, status: int, code: str
+) -> None:
+    admin = system.session(ADMIN)
+    before = ok(admin.get(f"{system.api}/admin/safeguarding/org-school-2", timeout=15))
+    user = ADMIN if path.startswith("/admin") else CLASSMATE
+    response = system.session(user).request(
+        method, f"{system.api}{path}", data=raw, headers={"Content-Type": "application/json"}, timeout=15
+    )
+    error = refused(response, status, code)
+    assert error["message"]
+    assert ok(admin.get(f"{system.api}/admin/safeguarding/org-school-2", timeout=15)) == before
+    assert requests.post(f"{system.api}/reports", json={}, timeout=15).status_code == 401
