@@ -11,13 +11,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from kombu import Connection as AmqpConnection
 from sqlalchemy import Connection, text
 
 from services.moderation import domain, reports, safeguarding
-from shared.bus import ConsumerSpec
+from shared.bus import ConsumerSpec, consumer_queue, declare_consumer_queue
 from shared.config import Settings
 from shared.cursor import Cursors
 from shared.db import transaction
@@ -29,6 +31,8 @@ from shared.rpc import Caller, Method, RpcClient, user_of
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 CONVERSATION_EVENTS = "moderation.conversation-events"
+BINDINGS = ("conversations.moderation.recorded",)  # and message events while lists exist: see follow_messages
+LISTS_TTL_SECONDS = 1.0
 PEOPLE_TTL_SECONDS = 300.0
 
 
@@ -84,29 +88,63 @@ def actor(person: dict[str, Any]) -> dict[str, Any]:
 
 
 class Lists:
-    """Every organisation's safeguarding list, compiled once per change.
+    """Every organisation's safeguarding list, compiled, re-read at most every LISTS_TTL_SECONDS.
 
-    Each look costs one tiny query (how many lists, last changed when), so a change made
-    through any process applies to the very next message.
+    One per process (`lists_for`), so a change made through this process applies to the very
+    next message; one made through another process, within LISTS_TTL_SECONDS.
     """
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._version: tuple[Any, ...] | None = None
+        self._read_at = -LISTS_TTL_SECONDS
         self._lists: dict[str, tuple[safeguarding.Matcher, list[str]]] = {}
         self._lock = threading.Lock()
 
+    def invalidate(self) -> None:
+        with self._lock:
+            self._read_at = -LISTS_TTL_SECONDS
+
     def current(self) -> dict[str, tuple[safeguarding.Matcher, list[str]]]:
+        with self._lock:
+            if time.monotonic() - self._read_at < LISTS_TTL_SECONDS:
+                return self._lists
+        read_at = time.monotonic()
         with transaction(self.url) as session:
-            version = tuple(session.execute(text("SELECT count(*), max(updated_at) FROM safeguarding_lists")).one())
-            with self._lock:
-                if version == self._version:
-                    return self._lists
             rows = session.execute(text("SELECT org_id, phrases, lead_ids FROM safeguarding_lists")).all()
         compiled = {r.org_id: (safeguarding.compile_phrases(r.phrases), list(r.lead_ids)) for r in rows if r.phrases}
         with self._lock:
-            self._lists, self._version = compiled, version
+            self._lists, self._read_at = compiled, read_at
         return compiled
+
+
+_LISTS: dict[str, Lists] = {}
+
+
+def lists_for(url: str) -> Lists:
+    return _LISTS.setdefault(url, Lists(url))
+
+
+# Messages are only delivered to moderation while some organisation keeps a list: a school
+# that uses no safeguarding list costs nothing per message. Changes to the binding take turns
+# (an advisory lock held with the change), so the last change decides it.
+MESSAGE_EVENTS = ("conversations.message.created", "conversations.message.updated")
+_FOLLOW_LOCK = zlib.crc32(b"moderation:follow-messages")
+
+
+def follow_messages(session: Connection, settings: Settings) -> bool:
+    """Bind (or unbind) moderation's queue to message events as the lists now in `session` need."""
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _FOLLOW_LOCK})
+    wanted = session.execute(text("SELECT EXISTS (SELECT 1 FROM safeguarding_lists WHERE phrases <> '{}')")).scalar()
+    queue = settings.consumer_queue(CONVERSATION_EVENTS)
+    with AmqpConnection(settings.amqp_url) as conn:
+        channel = conn.channel()
+        declare_consumer_queue(channel, settings, consumer_queue(settings, CONVERSATION_EVENTS, BINDINGS))
+        for key in MESSAGE_EVENTS:
+            if wanted:
+                channel.queue_bind(queue=queue, exchange=settings.exchange, routing_key=key)
+            else:
+                channel.queue_unbind(queue=queue, exchange=settings.exchange, routing_key=key)
+    return bool(wanted)
 
 
 def methods(settings: Settings) -> dict[str, Method]:
@@ -237,6 +275,7 @@ def methods(settings: Settings) -> dict[str, Method]:
                 ),
                 {"org": org, "p": phrases, "l": leads, "me": me},
             ).one()
+            follow_messages(session, settings)
             reports.audit(
                 session,
                 "safeguarding.changed",
@@ -249,6 +288,7 @@ def methods(settings: Settings) -> dict[str, Method]:
             return row
 
         row = run(save)
+        lists_for(url).invalidate()
         return _list_view(org, row)
 
     return {
@@ -282,7 +322,7 @@ def consumers(settings: Settings) -> list[ConsumerSpec]:
     url = settings.database_url("moderation")
     directory = Directory(settings)
     conversations = RpcClient(settings)
-    lists = Lists(url)
+    lists = lists_for(url)
 
     def on_recorded(envelope: Envelope) -> None:
         """A moderator action in conversations, into the audit log (once per event)."""
@@ -359,11 +399,10 @@ def consumers(settings: Settings) -> list[ConsumerSpec]:
         elif envelope.data.get("message", {}).get("deleted") is None:
             on_message(envelope)
 
+    def on_ready() -> None:
+        with transaction(url) as session:
+            follow_messages(session, settings)
+
     return [
-        ConsumerSpec(
-            CONVERSATION_EVENTS,
-            ("conversations.moderation.recorded", "conversations.message.created", "conversations.message.updated"),
-            on_event,
-            prefetch=settings.consumer_prefetch,
-        )
+        ConsumerSpec(CONVERSATION_EVENTS, BINDINGS, on_event, prefetch=settings.consumer_prefetch, on_ready=on_ready)
     ]
