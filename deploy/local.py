@@ -21,7 +21,8 @@ from typing import IO
 from kombu import Connection
 from sqlalchemy import text
 
-from services import attachments, conversations, directory, moderation, sync
+from services import attachments, conversations, directory, mass_messaging, moderation, sync
+from services.mass_messaging.worker import task_queue as mass_task_queue
 from shared.auth import issue_token
 from shared.bus import declare_consumer_queue
 from shared.config import Settings
@@ -35,6 +36,7 @@ DEFINITIONS: dict[str, tuple[ServiceDefinition, Path]] = {
     "sync": (sync.DEFINITION, sync.MIGRATIONS),
     "attachments": (attachments.DEFINITION, attachments.MIGRATIONS),
     "moderation": (moderation.DEFINITION, moderation.MIGRATIONS),
+    "mass_messaging": (mass_messaging.DEFINITION, mass_messaging.MIGRATIONS),
 }
 DEMO_ACCOUNTS = {"teacher": "user-t-001", "student": "user-s-0001", "admin": "user-a-001"}
 
@@ -59,6 +61,9 @@ def delete_topology(settings: Settings) -> None:
                 channel.queue_delete(f"{queue.name}.dead")
         channel.exchange_delete(settings.exchange)
         channel.exchange_delete(settings.dead_letter_exchange)
+        # Celery's task queue for mass messages, and the exchange of the same name it routes through.
+        channel.queue_delete(mass_task_queue(settings))
+        channel.exchange_delete(mass_task_queue(settings))
 
 
 def load_demo_roster(settings: Settings) -> bool:
@@ -108,6 +113,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "RPC_TIMEOUT_SECONDS": str(settings.rpc_timeout_seconds),
         "RPC_THREADS": str(settings.rpc_threads),
         "LOG_LEVEL": settings.log_level,
+        "MASS_WORKER_THREADS": str(settings.mass_worker_threads),
+        "MASS_CHUNK_SIZE": str(settings.mass_chunk_size),
     }
     env.update({f"{s.upper()}_DATABASE_URL": u for s, u in settings.database_urls.items()})
     return env
@@ -148,6 +155,9 @@ def commands(
         ],
         GATEWAY_MALLOC,
     )
+    # Celery workers for mass messages: start more of them (anywhere) to deliver faster.
+    for i in range(settings.mass_workers):
+        procs[f"mass-worker-{i + 1}"] = ([py, "-m", "services.mass_messaging.worker"], {})
     for i, port in enumerate(realtime_ports or [settings.realtime_port]):
         procs[f"realtime-{i + 1}"] = ([py, "-m", "realtime"], {"REALTIME_PORT": str(port)})
     return procs

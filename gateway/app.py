@@ -9,7 +9,7 @@ from flask import Flask, Response, g, jsonify, request
 from prometheus_client import Counter, Histogram
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from gateway.routes import admin, attachments, conversations, directory, moderation, search, sync, system
+from gateway.routes import admin, attachments, conversations, directory, mass, moderation, search, sync, system
 from shared.auth import bearer, verify_token
 from shared.config import Settings
 from shared.errors import AppError
@@ -26,6 +26,7 @@ BLUEPRINTS = (
     sync.bp,
     attachments.bp,
     moderation.bp,
+    mass.bp,
 )
 
 

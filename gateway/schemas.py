@@ -97,3 +97,12 @@ class ResolveIn(Body):
 class SafeguardingIn(Body):
     phrases: list[str] = Field(max_length=5_000)
     lead_ids: list[str] = Field(default_factory=list, max_length=500)
+
+
+class MassMessageIn(Body):
+    """`org_id` is the organisation shown as the sender; `org_ids` those whose members receive it."""
+
+    org_id: str = Field(min_length=1, max_length=200)
+    org_ids: list[str] | None = Field(default=None, max_length=1000)
+    roles: list[str] | Literal["everyone"] | None = None
+    body: str

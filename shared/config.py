@@ -111,6 +111,14 @@ class Settings:
     max_upload_files: int = 10
     course_participants_url: str = "https://lms.example.org/course/{course_id}/participants"
     sync_retention_hours: float = 7 * 24
+    # Celery workers `make run` starts for mass messages, and each one's threads.
+    mass_workers: int = 1
+    mass_worker_threads: int = 2
+    # 1,000 recipients a chunk: one conversations call adds them in one statement and announces
+    # them in one event (one packet for realtime to build), which takes well under a second, so a
+    # killed worker redoes at most a second of work, and cancelling stops within one chunk; 50,000
+    # recipients are 50 chunks, few enough that per-chunk costs (task, RPC, progress event) vanish.
+    mass_chunk_size: int = 1000
     blob_store: str = "local"  # "local" (files under blob_dir) or "s3"
     blob_dir: str = "var/blobs"
     s3_endpoint_url: str = ""
@@ -165,6 +173,9 @@ class Settings:
             max_upload_files=_env_int("MAX_UPLOAD_FILES", d.max_upload_files),
             course_participants_url=_env("COURSE_PARTICIPANTS_URL", d.course_participants_url),
             sync_retention_hours=_env_float("SYNC_RETENTION_HOURS", d.sync_retention_hours),
+            mass_workers=_env_int("MASS_WORKERS", d.mass_workers),
+            mass_worker_threads=_env_int("MASS_WORKER_THREADS", d.mass_worker_threads),
+            mass_chunk_size=_env_int("MASS_CHUNK_SIZE", d.mass_chunk_size),
             blob_store=_env("BLOB_STORE", d.blob_store),
             blob_dir=_env("BLOB_DIR", d.blob_dir),
             s3_endpoint_url=_env("S3_ENDPOINT_URL", d.s3_endpoint_url),

@@ -142,6 +142,13 @@ CATALOGUE: dict[str, EventType] = {
             "report.updated",
         ),
         EventType(
+            "mass_messaging.job.progress",
+            ("job",),
+            "A mass message was queued, planned, delivered a chunk, finished or was cancelled; `job` is its state "
+            "and counts. Audience: its sender.",
+            "mass_message.progress",
+        ),
+        EventType(
             "conversations.message.created",
             ("message", "conversation_id"),
             "A message was stored; `message` is the message as API.md shows it.",

@@ -13,7 +13,7 @@ from shared.auth import issue_token
 from shared.errors import AppError
 
 bp = Blueprint("system", __name__)
-READY_SERVICES = ("directory", "conversations", "sync", "attachments", "moderation")
+READY_SERVICES = ("directory", "conversations", "sync", "attachments", "moderation", "mass_messaging")
 
 
 @bp.get("/healthz")

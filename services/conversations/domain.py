@@ -221,7 +221,7 @@ def allowed_actions(
     Staff reading through a report (F23) may read, write, delete messages, close, delete and
     restore, but take no part in the group's own life (rename, add, remove, leave).
     """
-    actions = ["read", "mark_unread", "search", "view_participants"]
+    actions = ["read", "mark_unread", "view_participants"] + (["search"] if type_ != "mass" else [])
     is_staff = role in STAFF_ROLES
     writable = status == "open" and type_ not in ("mass",)
     if writable:

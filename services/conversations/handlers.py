@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
-from services.conversations import actions, domain, membership, moderation, views
+from services.conversations import actions, domain, mass, membership, moderation, views
 from services.conversations.search import search_methods
 from services.conversations.starting import Plan, do_start
 from shared.config import Settings
@@ -315,6 +315,11 @@ def methods(settings: Settings) -> dict[str, Method]:
         """For moderation: a conversation's type, for a report made by a safeguarding flag."""
         return read(lambda s: moderation.describe(s, params.get("conversation_id")))
 
+    def deliver_mass(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
+        """For mass messaging: deliver one chunk of a job (idempotent per job and recipient)."""
+        job, recipients = mass.check_job(params.get("job")), mass.check_recipients(params.get("recipient_ids"))
+        return write(lambda s: mass.do_deliver(s, job, recipients))
+
     def block(blocked: bool) -> Method:
         def change(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
             me = user_of(caller)
@@ -412,6 +417,7 @@ def methods(settings: Settings) -> dict[str, Method]:
         "moderation.grant": grant,
         "moderation.revoke": revoke,
         "moderation.describe": describe,
+        "mass.deliver": deliver_mass,
         "messages.forward": forward,
         "read.mark": mark_read,
         "read.unmark": mark_unread,

@@ -39,6 +39,16 @@ def check_may(session: Connection, caller_id: str, conversation_id: Any, action:
 
 def list_participants(session: Connection, caller_id: str, conversation_id: Any) -> dict[str, Any]:
     conversation = access_conversation(session, caller_id, conversation_id)
+    if conversation.type == "mass":
+        # One-way, to many: the organisation it came from is all a recipient sees.
+        sender = session.execute(
+            text(
+                "SELECT user_id, NULL AS joined_at, 'sender' AS via, name, title, role, avatar_url FROM people "
+                "WHERE user_id = :sender"
+            ),
+            {"sender": conversation.created_by},
+        ).all()
+        return {"items": [participant_view(r) for r in sender], "next_cursor": None}
     rows = session.execute(text(_PARTICIPANTS + " ORDER BY pp.name, p.user_id"), {"cid": conversation.id})
     return {"items": [participant_view(r) for r in rows], "next_cursor": None}
 

@@ -28,8 +28,9 @@ CONVERSATION_SELECT = f"""
            c.last_message, c.recipient_count, c.group_kind, c.group_id,
            me.user_id AS me_id, me.last_read_seq, me.unread_count, me.via AS my_via,
            coalesce(mine.role, 'student') AS my_role,
-           (SELECT count(*) FROM participants a WHERE a.conversation_id = c.id AND a.via <> 'report')
-               AS participant_count,
+           CASE WHEN c.type = 'mass' THEN 1  -- the organisation: recipients are not shown to each other
+                ELSE (SELECT count(*) FROM participants a WHERE a.conversation_id = c.id AND a.via <> 'report')
+           END AS participant_count,
            ARRAY(SELECT coalesce(pp.name, 'Unknown user') FROM participants o
                  LEFT JOIN people pp ON pp.user_id = o.user_id
                  WHERE o.conversation_id = c.id AND o.user_id <> me.user_id AND o.via <> 'report'

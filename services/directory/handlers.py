@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from services.directory import admin, contacts, importer, policy, queries, staff
+from services.directory import admin, contacts, importer, mass, policy, queries, staff
 from services.directory.roster.errors import RosterError
 from services.directory.roster.parse import load_bundle
 from shared.config import Settings
@@ -217,6 +217,29 @@ def methods(settings: Settings) -> dict[str, Method]:
         with transaction(url) as session:
             return staff.admin_scope(session, me.user_id)
 
+    mass_required = {"org_id": _id}
+    mass_optional = {"org_ids": _ids(mass.MAX_ORGS), "roles": mass.roles_param}
+
+    def mass_authorise(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
+        me = _require_caller(caller)
+        p = _parse(params, mass_required, mass_optional)
+        with transaction(url) as session:
+            return mass.describe(session, me.user_id, p["org_id"], p.get("org_ids"), p.get("roles"))
+
+    def mass_audience(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
+        me = _require_caller(caller)
+        p = _parse(params, mass_required, {**mass_optional, "after": mass.after_param, "limit": mass.limit_param})
+        with transaction(url) as session:
+            return mass.members(
+                session,
+                me.user_id,
+                p["org_id"],
+                p.get("org_ids"),
+                p.get("roles"),
+                after=p.get("after"),
+                limit=p.get("limit", mass.DEFAULT_PAGE),
+            )
+
     return {
         "health.check": health,
         "users.get": users_get,
@@ -237,4 +260,6 @@ def methods(settings: Settings) -> dict[str, Method]:
         "staff.report_recipients": report_recipients,
         "staff.admins_covering": admins_covering,
         "admins.scope": admins_scope,
+        "mass.authorise": mass_authorise,
+        "mass.audience": mass_audience,
     }
