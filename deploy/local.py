@@ -115,6 +115,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "LOG_LEVEL": settings.log_level,
         "MASS_WORKER_THREADS": str(settings.mass_worker_threads),
         "MASS_CHUNK_SIZE": str(settings.mass_chunk_size),
+        "MASS_RECIPIENTS_PER_SECOND": str(settings.mass_recipients_per_second),
     }
     env.update({f"{s.upper()}_DATABASE_URL": u for s, u in settings.database_urls.items()})
     return env

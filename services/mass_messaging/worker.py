@@ -15,6 +15,7 @@ consumer timeout (30 minutes) and the task time limit (120 s). Start more worker
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
@@ -54,6 +55,9 @@ def make_app(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=True,
+        # No remote control: its mailbox queue is per node name, shared by every worker on a host
+        # (and every system on a test machine), and nothing here uses it.
+        worker_enable_remote_control=False,
     )
     runner = Runner(settings, app)
     app.task(name="mass.plan", bind=False)(runner.plan)
@@ -90,8 +94,11 @@ class Runner:
             chunked, skipped = [], 0  # already planned: only queue what is pending
         with transaction(self.url) as session:
             pending = jobs.save_plan(session, job_id, chunked, skipped)
-        for index in pending:
-            self.app.send_task("mass.deliver", args=[job_id, index])
+        # Spread the chunks out (MASS_RECIPIENTS_PER_SECOND): a worker holds the later ones until
+        # their time, unacknowledged, so a worker that dies gives them back.
+        interval = self.settings.mass_chunk_size / max(self.settings.mass_recipients_per_second, 1.0)
+        for position, index in enumerate(pending):
+            self.app.send_task("mass.deliver", args=[job_id, index], countdown=round(position * interval, 3))
 
     def audience(self, job: Any) -> list[dict[str, Any]]:
         members: list[dict[str, Any]] = []
@@ -154,6 +161,7 @@ def main() -> None:
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
+            f"--hostname=mass-{settings.namespace}-{os.getpid()}@%h",
         ]
     )
 
