@@ -39,6 +39,7 @@ bench: install
 	$(PY) -m bench.realtime
 	$(PY) -m bench.attachments
 	$(PY) -m bench.moderation
+	$(PY) -m bench.mass
 
 lint: install
 	$(PY) -m ruff check .

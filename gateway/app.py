@@ -9,7 +9,18 @@ from flask import Flask, Response, g, jsonify, request
 from prometheus_client import Counter, Histogram
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from gateway.routes import admin, attachments, conversations, directory, mass, moderation, search, sync, system
+from gateway.routes import (
+    admin,
+    attachments,
+    conversations,
+    directory,
+    mass,
+    moderation,
+    search,
+    sync,
+    system,
+    web_client,
+)
 from shared.auth import bearer, verify_token
 from shared.config import Settings
 from shared.errors import AppError
@@ -27,6 +38,7 @@ BLUEPRINTS = (
     attachments.bp,
     moderation.bp,
     mass.bp,
+    web_client.bp,
 )
 
 
