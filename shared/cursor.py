@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import uuid
+from datetime import datetime
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -28,6 +30,10 @@ def check_limit(raw: Any, *, default: int = PAGE_DEFAULT, maximum: int = PAGE_MA
     return limit
 
 
+def invalid_cursor() -> AppError:
+    return AppError("invalid_cursor", "This page link is not valid. Reload the list.")
+
+
 class Cursors:
     def __init__(self, secret: str) -> None:
         self._serializer = URLSafeSerializer(secret, salt="page-cursor")
@@ -41,16 +47,16 @@ class Cursors:
         if token is None or token == "":
             return None
         if not isinstance(token, str) or len(token) > 2048:
-            raise AppError("invalid_cursor", "This page link is not valid. Reload the list.")
+            raise invalid_cursor()
         try:
             data = self._serializer.loads(token)
         except BadSignature:
-            raise AppError("invalid_cursor", "This page link is not valid. Reload the list.") from None
+            raise invalid_cursor() from None
         if not isinstance(data, dict) or data.get("u") != user_id or data.get("k") != kind:
-            raise AppError("invalid_cursor", "This page link is not valid. Reload the list.")
+            raise invalid_cursor()
         position = data.get("p")
         if not isinstance(position, list):
-            raise AppError("invalid_cursor", "This page link is not valid. Reload the list.")
+            raise invalid_cursor()
         return position
 
 
@@ -80,3 +86,22 @@ def decode_sync(cursors: Cursors, token: Any, user_id: str) -> int | None:
     if not hmac.compare_digest(signature, _sync_signature(cursors, user_id, seq)):
         raise refused
     return seq
+
+
+def decode_time_id(cursors: Cursors, token: Any, user_id: str, kind: str) -> tuple[datetime, uuid.UUID] | None:
+    """A (time, id) keyset position from a page cursor: lists ordered newest first, ties by id."""
+    position = cursors.decode(token, user_id, kind)
+    if not position:
+        return None
+    try:
+        return datetime.fromisoformat(position[0]), uuid.UUID(position[1])
+    except (ValueError, TypeError, IndexError):
+        raise invalid_cursor() from None
+
+
+def next_time_id(cursors: Cursors, rows: list[Any], limit: int, user_id: str, kind: str, at: str) -> str | None:
+    """The cursor after a page of `limit` rows (fetched one more, to know), keyed by row.<at> and row.id."""
+    if len(rows) <= limit:
+        return None
+    last = rows[limit - 1]
+    return cursors.encode(user_id, kind, [getattr(last, at).isoformat(), str(last.id)])

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -22,7 +21,7 @@ from services.conversations.views import (
     iso,
     message_view,
 )
-from shared.cursor import Cursors, check_limit
+from shared.cursor import Cursors, check_limit, decode_time_id, invalid_cursor, next_time_id
 from shared.errors import AppError, not_found
 from shared.outbox import add_event, add_events
 
@@ -638,7 +637,7 @@ def list_messages(
     try:
         before = int(position[0]) if position else conversation.last_seq + 1
     except (TypeError, ValueError, IndexError):
-        raise AppError("invalid_cursor", "This page link is not valid. Reload the list.") from None
+        raise invalid_cursor() from None
     rows = session.execute(
         text(MESSAGE_SELECT + " WHERE m.conversation_id = :id AND m.seq < :before ORDER BY m.seq DESC LIMIT :n"),
         {"id": conversation.id, "before": before, "n": limit + 1},
@@ -659,23 +658,17 @@ def list_conversations(
 ) -> dict[str, Any]:
     """The caller's conversations, most recent activity first."""
     limit = check_limit(limit)
-    position = cursors.decode(cursor, caller_id, "conversations")
+    position = decode_time_id(cursors, cursor, caller_id, "conversations")
     params: dict[str, Any] = {"me": caller_id, "n": limit + 1}
     where = " WHERE me.user_id = :me"
     if position:
-        try:
-            params["at"], params["after_id"] = datetime.fromisoformat(position[0]), uuid.UUID(position[1])
-        except (ValueError, TypeError, IndexError):
-            raise AppError("invalid_cursor", "This page link is not valid. Reload the list.") from None
+        params["at"], params["after_id"] = position
         where += " AND (c.last_activity_at, c.id) < (:at, :after_id)"
     rows = session.execute(
         text(CONVERSATION_SELECT + where + " ORDER BY c.last_activity_at DESC, c.id DESC LIMIT :n"), params
     ).all()
     items = [conversation_view(r) for r in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = cursors.encode(caller_id, "conversations", [last.last_activity_at.isoformat(), str(last.id)])
+    next_cursor = next_time_id(cursors, rows, limit, caller_id, "conversations", "last_activity_at")
     return {"items": items, "next_cursor": next_cursor}
 
 

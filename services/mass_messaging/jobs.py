@@ -8,14 +8,13 @@ so a chunk handled twice (a redelivered task, a sweep) counts once.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, text
 
 from services.mass_messaging import domain
-from shared.cursor import Cursors, check_limit
-from shared.errors import AppError, not_found
+from shared.cursor import Cursors, check_limit, decode_time_id, next_time_id
+from shared.errors import not_found
 from shared.outbox import add_event
 
 SERVICE = "mass_messaging"
@@ -85,23 +84,17 @@ def do_cancel(session: Connection, caller_id: str, job_id: Any) -> dict[str, Any
 
 def list_jobs(session: Connection, cursors: Cursors, caller_id: str, cursor: Any, limit: Any) -> dict[str, Any]:
     limit = check_limit(limit)
-    position = cursors.decode(cursor, caller_id, "mass")
+    position = decode_time_id(cursors, cursor, caller_id, "mass")
     params: dict[str, Any] = {"me": caller_id, "n": limit + 1}
     where = "sender_id = :me"
     if position:
-        try:
-            params["at"], params["after"] = datetime.fromisoformat(position[0]), uuid.UUID(position[1])
-        except (ValueError, TypeError, IndexError):
-            raise AppError("invalid_cursor", "This page link is not valid. Reload the list.") from None
+        params["at"], params["after"] = position
         where += " AND (created_at, id) < (:at, :after)"
     rows = session.execute(
         text(f"SELECT * FROM jobs WHERE {where} ORDER BY created_at DESC, id DESC LIMIT :n"), params
     ).all()
     items = [domain.job_view(r) for r in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = cursors.encode(caller_id, "mass", [last.created_at.isoformat(), str(last.id)])
+    next_cursor = next_time_id(cursors, rows, limit, caller_id, "mass", "created_at")
     return {"items": items, "next_cursor": next_cursor}
 
 

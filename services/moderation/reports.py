@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, text
 
 from services.moderation import domain
-from shared.cursor import Cursors, check_limit
+from shared.cursor import Cursors, check_limit, decode_time_id, invalid_cursor, next_time_id
 from shared.errors import AppError, not_found
 from shared.outbox import add_event
 
@@ -188,26 +187,20 @@ def list_reports(
 ) -> dict[str, Any]:
     """Reports the caller made or received, newest first."""
     limit = check_limit(limit)
-    position = cursors.decode(cursor, caller_id, "reports")
+    position = decode_time_id(cursors, cursor, caller_id, "reports")
     params: dict[str, Any] = {"me": caller_id, "n": limit + 1, "state": state}
     where = (
         "(r.reporter_id = :me OR EXISTS (SELECT 1 FROM report_recipients t WHERE t.report_id = r.id "
         "AND t.user_id = :me)) AND (CAST(:state AS text) IS NULL OR r.state = :state)"
     )
     if position:
-        try:
-            params["at"], params["after"] = datetime.fromisoformat(position[0]), uuid.UUID(position[1])
-        except (ValueError, TypeError, IndexError):
-            raise AppError("invalid_cursor", "This page link is not valid. Reload the list.") from None
+        params["at"], params["after"] = position
         where += " AND (r.created_at, r.id) < (:at, :after)"
     rows = session.execute(
         text(f"SELECT r.* FROM reports r WHERE {where} ORDER BY r.created_at DESC, r.id DESC LIMIT :n"), params
     ).all()
     items = views(session, rows[:limit])
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = cursors.encode(caller_id, "reports", [last.created_at.isoformat(), str(last.id)])
+    next_cursor = next_time_id(cursors, rows, limit, caller_id, "reports", "created_at")
     return {"items": items, "next_cursor": next_cursor}
 
 
@@ -285,7 +278,7 @@ def list_audit(
         try:
             params["before"] = int(position[0])
         except (ValueError, TypeError, IndexError):
-            raise AppError("invalid_cursor", "This page link is not valid. Reload the list.") from None
+            raise invalid_cursor() from None
         where.append("a.id < :before")
     rows = session.execute(
         text(f"SELECT a.* FROM audit_log a WHERE {' AND '.join(where)} ORDER BY a.id DESC LIMIT :n"), params
