@@ -400,8 +400,11 @@ def main() -> None:
     parser.add_argument("--during", type=float, default=None, help="seconds of 1:1 sends (default: job A × 5)")
     args = parser.parse_args()
 
+    base = bench_settings("benchmass")
     settings = dataclasses.replace(
-        bench_settings("benchmass"),
+        base,
+        # Databases of this run's own (two runs at once must not drop each other's); dropped at the end.
+        db_prefix=f"{base.db_prefix}{base.gateway_port}",
         mass_workers=args.workers,
         mass_worker_threads=args.threads,
         mass_chunk_size=args.chunk,
@@ -500,6 +503,8 @@ def main() -> None:
         receivers.close()
         stack.stop()
         delete_topology(settings)
+        for name in DEFINITIONS:
+            drop_database(settings.database_url(name))
     report["at"] = datetime.now(UTC).isoformat(timespec="seconds")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"mass-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
