@@ -156,6 +156,8 @@ def finish_chunk(
 
     A chunk cancelled while its delivery was under way counts as delivered: its recipients have it.
     """
+    # The job's row first, as cancelling takes it: the same order everywhere, so never a deadlock.
+    session.execute(text("SELECT 1 FROM jobs WHERE id = :job FOR UPDATE"), {"job": _as_uuid(job_id)})
     chunk = session.execute(
         text(
             "UPDATE chunks SET state = :outcome WHERE job_id = :job AND index = :i "
