@@ -20,9 +20,16 @@ out: the conversations outbox holds no row for the job's conversation and the sy
 holds one `conversations.conversation.created` change per chunk for it (counted exactly through
 `change_messages`: the change's `last_message.id` is the job's id). Also the server's own
 timestamps (job created, planned, finished; each chunk's change logged), the chunk timeline
-as polled, and CPU seconds per process over the job.
+as polled (every 0.2 s: the GET and three small queries, counted in the gateway's,
+mass_messaging's and the bench's CPU), and CPU seconds per process over the job (job B's
+include the 1:1 traffic). `postgres` and `rabbitmq` are every such process on the machine
+(other systems' too, and without backends that exited), so on a shared machine read them
+with `other_cpu_s`. For the 1:1 messages: latency split into those sent while job B ran and
+after, and each message's stages by the databases' clocks, beside a baseline with no job.
 
-Figures go to bench/results/mass-<time>.json and to stdout.
+`--per-second` overrides MASS_RECIPIENTS_PER_SECOND (the pace a job's chunks are spread to);
+a huge value shows what the machine can do unpaced. The run's databases are its own and are
+dropped at the end. Figures go to bench/results/mass-<time>.json and to stdout.
 """
 
 from __future__ import annotations
