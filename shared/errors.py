@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 # API.md's codes and their HTTP statuses: the single table every edge maps through.
@@ -58,6 +59,14 @@ class AppError(Exception):
 def not_found(what: str = "conversation") -> AppError:
     """The one answer for both "missing" and "not yours", so hidden things stay hidden."""
     return AppError("not_found", f"No such {what}.")
+
+
+def as_uuid(value: Any, what: str = "conversation") -> uuid.UUID:
+    """An id the system made, or the same `not_found` a missing `what` gets (a malformed id hides nothing)."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise not_found(what) from None
 
 
 def validation(message: str, **details: Any) -> AppError:

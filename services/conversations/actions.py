@@ -22,20 +22,13 @@ from services.conversations.views import (
     message_view,
 )
 from shared.cursor import Cursors, check_limit, decode_time_id, invalid_cursor, next_time_id
-from shared.errors import AppError, not_found
+from shared.errors import AppError, as_uuid, not_found
 from shared.outbox import add_event, add_events
 
 SERVICE = "conversations"
 
 # Kept importable from here: search and the handlers use them.
 __all__ = ["CONVERSATION_SELECT", "MESSAGE_SELECT", "conversation_view", "message_view"]
-
-
-def as_uuid(value: Any, what: str = "conversation") -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except (ValueError, TypeError):
-        raise not_found(what) from None
 
 
 def to_json(value: Any) -> str:

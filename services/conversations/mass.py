@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from services.conversations import domain
-from services.conversations.actions import SERVICE, as_uuid, to_json, upsert_people
+from services.conversations.actions import SERVICE, to_json, upsert_people
 from services.conversations.views import CONVERSATION_SELECT, conversation_view
-from shared.errors import validation
+from shared.errors import as_uuid, validation
 from shared.outbox import add_event
 
 ORG_PREFIX = "org:"

@@ -22,12 +22,11 @@ from services.conversations.actions import (
     SERVICE,
     access_conversation,
     access_message,
-    as_uuid,
     upsert_people,
 )
 from services.conversations.announce import conversation_data, everyone_views
 from services.conversations.views import conversation_view
-from shared.errors import AppError, not_found, validation
+from shared.errors import AppError, as_uuid, not_found, validation
 from shared.outbox import add_event
 
 REPORTABLE_CONVERSATIONS = frozenset({"group"})

@@ -7,24 +7,16 @@ so a chunk handled twice (a redelivered task, a sweep) counts once.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from sqlalchemy import Connection, text
 
 from services.mass_messaging import domain
 from shared.cursor import Cursors, check_limit, decode_time_id, next_time_id
-from shared.errors import not_found
+from shared.errors import as_uuid, not_found
 from shared.outbox import add_event
 
 SERVICE = "mass_messaging"
-
-
-def _as_uuid(value: Any) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise not_found("mass message") from None
 
 
 def _progress(session: Connection, row: Any) -> dict[str, Any]:
@@ -35,7 +27,8 @@ def _progress(session: Connection, row: Any) -> dict[str, Any]:
 
 def load(session: Connection, job_id: Any, *, lock: bool = False) -> Any:
     return session.execute(
-        text("SELECT * FROM jobs WHERE id = :id" + (" FOR UPDATE" if lock else "")), {"id": _as_uuid(job_id)}
+        text("SELECT * FROM jobs WHERE id = :id" + (" FOR UPDATE" if lock else "")),
+        {"id": as_uuid(job_id, "mass message")},
     ).first()
 
 
@@ -139,7 +132,7 @@ def chunk_to_deliver(session: Connection, job_id: str, index: int) -> tuple[Any,
             "UPDATE chunks SET attempts = attempts + 1 WHERE job_id = :job AND index = :i AND state = 'pending' "
             "RETURNING recipient_ids"
         ),
-        {"job": _as_uuid(job_id), "i": index},
+        {"job": as_uuid(job_id, "mass message"), "i": index},
     ).first()
     if row is None:
         return None
@@ -157,14 +150,14 @@ def finish_chunk(
     A chunk cancelled while its delivery was under way counts as delivered: its recipients have it.
     """
     # The job's row first, as cancelling takes it: the same order everywhere, so never a deadlock.
-    session.execute(text("SELECT 1 FROM jobs WHERE id = :job FOR UPDATE"), {"job": _as_uuid(job_id)})
+    session.execute(text("SELECT 1 FROM jobs WHERE id = :job FOR UPDATE"), {"job": as_uuid(job_id, "mass message")})
     chunk = session.execute(
         text(
             "UPDATE chunks SET state = :outcome WHERE job_id = :job AND index = :i "
             "AND (state = 'pending' OR (state = 'cancelled' AND :outcome = 'delivered')) "
             "RETURNING cardinality(recipient_ids) AS n"
         ),
-        {"outcome": outcome, "job": _as_uuid(job_id), "i": index},
+        {"outcome": outcome, "job": as_uuid(job_id, "mass message"), "i": index},
     ).first()
     if chunk is None:
         return None
@@ -182,7 +175,7 @@ def finish_chunk(
             WHERE id = :job RETURNING *
             """
         ),
-        {"delivered": delivered, "failed": failed, "cid": conversation_id, "job": _as_uuid(job_id)},
+        {"delivered": delivered, "failed": failed, "cid": conversation_id, "job": as_uuid(job_id, "mass message")},
     ).one()
     return _progress(session, row)
 
@@ -199,11 +192,12 @@ def stale_jobs(session: Connection, older_than_seconds: float) -> list[str]:
 
 
 def touch(session: Connection, job_id: str) -> None:
-    session.execute(text("UPDATE jobs SET touched_at = now() WHERE id = :id"), {"id": _as_uuid(job_id)})
+    session.execute(text("UPDATE jobs SET touched_at = now() WHERE id = :id"), {"id": as_uuid(job_id, "mass message")})
 
 
 def attempts(session: Connection, job_id: str, index: int) -> int:
     found = session.execute(
-        text("SELECT attempts FROM chunks WHERE job_id = :job AND index = :i"), {"job": _as_uuid(job_id), "i": index}
+        text("SELECT attempts FROM chunks WHERE job_id = :job AND index = :i"),
+        {"job": as_uuid(job_id, "mass message"), "i": index},
     ).scalar()
     return int(found or 0)

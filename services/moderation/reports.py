@@ -14,17 +14,10 @@ from sqlalchemy import Connection, text
 
 from services.moderation import domain
 from shared.cursor import Cursors, check_limit, decode_time_id, invalid_cursor, next_time_id
-from shared.errors import AppError, not_found
+from shared.errors import AppError, as_uuid, not_found
 from shared.outbox import add_event
 
 SERVICE = "moderation"
-
-
-def _as_uuid(value: Any) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise not_found("report") from None
 
 
 def _recipients(session: Connection, report_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
@@ -48,7 +41,8 @@ def views(session: Connection, rows: list[Any]) -> list[dict[str, Any]]:
 
 def load(session: Connection, report_id: Any, *, lock: bool = False) -> dict[str, Any] | None:
     row = session.execute(
-        text("SELECT * FROM reports WHERE id = :id" + (" FOR UPDATE" if lock else "")), {"id": _as_uuid(report_id)}
+        text("SELECT * FROM reports WHERE id = :id" + (" FOR UPDATE" if lock else "")),
+        {"id": as_uuid(report_id, "report")},
     ).first()
     if row is None:
         return None
