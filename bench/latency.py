@@ -29,6 +29,7 @@ import socketio
 from bench.measure import Meter, bench_settings, percentile
 from deploy.local import DEFINITIONS, Stack, delete_topology, setup
 from shared.auth import issue_token
+from shared.config import Settings
 from shared.db import drop_database
 
 RESULTS = Path(__file__).parent / "results"
@@ -167,6 +168,24 @@ def teacher_student_pairs(count: int) -> list[tuple[str, str]]:
     return pairs[:count]
 
 
+def open_pairs(settings: Settings, api: str, realtime: str, receivers: Receivers, count: int) -> list[dict[str, Any]]:
+    """A 1:1 conversation per teacher–student pair, the student listening: what run_phase sends into."""
+    pairs = []
+    for teacher, student in teacher_student_pairs(count):
+        token = issue_token(settings, teacher)
+        created = requests.post(
+            f"{api}/conversations",
+            json={"recipients": [{"type": "user", "id": student}], "body": "Bench start"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        if created.status_code != 201:
+            raise RuntimeError(f"{teacher} -> {student}: {created.text}")
+        pairs.append({"token": token, "conversation_id": created.json()["conversation"]["id"]})
+        receivers.connect(realtime, issue_token(settings, student))
+    return pairs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="bench.latency")
     parser.add_argument("--pairs", type=int, default=20)
@@ -186,19 +205,7 @@ def main() -> None:
     receivers = Receivers()
     try:
         stack.wait_ready([f"http://127.0.0.1:{gateway_port}/readyz", f"http://127.0.0.1:{realtime_port}/readyz"])
-        pairs = []
-        for teacher, student in teacher_student_pairs(args.pairs):
-            token = issue_token(settings, teacher)
-            created = requests.post(
-                f"{api}/conversations",
-                json={"recipients": [{"type": "user", "id": student}], "body": "Bench start"},
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=10,
-            )
-            if created.status_code != 201:
-                raise RuntimeError(f"{teacher} -> {student}: {created.text}")
-            pairs.append({"token": token, "conversation_id": created.json()["conversation"]["id"]})
-            receivers.connect(f"http://127.0.0.1:{realtime_port}", issue_token(settings, student))
+        pairs = open_pairs(settings, api, f"http://127.0.0.1:{realtime_port}", receivers, args.pairs)
         run_phase(stack, api, pairs, receivers, 50, 200, "warmup")
         phases = []
         for rate in [float(r) for r in args.rates.split(",")]:

@@ -49,7 +49,7 @@ from urllib.parse import urlsplit
 import requests
 from sqlalchemy import text
 
-from bench.latency import Receivers, run_phase, teacher_student_pairs
+from bench.latency import Receivers, open_pairs, run_phase
 from bench.measure import Meter, bench_settings, process_table, stats, tree_cpu
 from deploy.local import DEFINITIONS, Stack, delete_topology, setup
 from shared.auth import issue_token
@@ -442,19 +442,7 @@ def main() -> None:
     try:
         stack.wait_ready([f"http://127.0.0.1:{settings.gateway_port}/readyz", f"{realtime}/readyz"])
         token = issue_token(settings, SENDER)
-        pairs = []
-        for teacher, student in teacher_student_pairs(args.pairs):
-            teacher_token = issue_token(settings, teacher)
-            created = requests.post(
-                f"{api}/conversations",
-                json={"recipients": [{"type": "user", "id": student}], "body": "Bench start"},
-                headers={"Authorization": f"Bearer {teacher_token}"},
-                timeout=10,
-            )
-            if created.status_code != 201:
-                raise RuntimeError(f"{teacher} -> {student}: {created.text}")
-            pairs.append({"token": teacher_token, "conversation_id": created.json()["conversation"]["id"]})
-            receivers.connect(realtime, issue_token(settings, student))
+        pairs = open_pairs(settings, api, realtime, receivers, args.pairs)
         report["settled_after_start_s"] = settle(stack, settings)
         run_phase(stack, api, pairs, receivers, 50, 200, "warmup")
         settle(stack, settings)

@@ -27,7 +27,7 @@ from typing import Any
 import requests
 import socketio
 
-from bench.latency import Receivers, run_phase, teacher_student_pairs
+from bench.latency import Receivers, open_pairs, run_phase
 from bench.measure import bench_settings, stats
 from deploy.local import DEFINITIONS, Stack, delete_topology, setup
 from services.moderation.safeguarding import MAX_PHRASES, compile_phrases
@@ -147,17 +147,7 @@ def main() -> None:
         )
         if leads.status_code != 200:
             raise RuntimeError(leads.text)
-        pairs = []
-        for teacher, student in teacher_student_pairs(args.pairs):
-            token = issue_token(settings, teacher)
-            created = requests.post(
-                f"{api}/conversations",
-                json={"recipients": [{"type": "user", "id": student}], "body": "Bench start"},
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=10,
-            )
-            pairs.append({"token": token, "conversation_id": created.json()["conversation"]["id"]})
-            receivers.connect(realtime, issue_token(settings, student))
+        pairs = open_pairs(settings, api, realtime, receivers, args.pairs)
         run_phase(stack, api, pairs, receivers, 50, 200, "warmup")
         report["messages_past_500_phrase_lists"] = run_phase(
             stack, api, pairs, receivers, args.rate, args.messages, "listed"
