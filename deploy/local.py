@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -166,25 +167,84 @@ def commands(
 
 @dataclass
 class Stack:
-    """The running processes of one system."""
+    """The running processes of one system, kept running as a real deployment keeps them.
+
+    A process that exits without being asked to (a crash, a kill, a loop that could not be kept
+    running) is started again, after a pause that grows while it keeps failing at once: what
+    compose's `restart: always` and Kubernetes do.
+    """
 
     settings: Settings
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # How many times each process was started again after it exited on its own.
+    restarts: dict[str, int] = field(default_factory=dict)
+    restart: bool = True
+
+    RESTART_PAUSE = 0.2
+    RESTART_PAUSE_MAX = 5.0
+    # A process that ran this long before exiting is started again at once.
+    HEALTHY_RUN_SECONDS = 10.0
+
+    def __post_init__(self) -> None:
+        self._specs: dict[str, tuple[list[str], dict[str, str], Path | None]] = {}
+        self._started_at: dict[str, float] = {}
+        self._pause: dict[str, float] = {}
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._watcher: threading.Thread | None = None
 
     def start(self, *, realtime_ports: list[int] | None = None, log_dir: Path | None = None) -> Stack:
         base_env = {**os.environ, **settings_env(self.settings), "PYTHONUNBUFFERED": "1"}
         for name, (argv, extra) in commands(self.settings, realtime_ports=realtime_ports).items():
-            out: IO[bytes] | None = open(log_dir / f"{name}.log", "wb") if log_dir else None  # noqa: SIM115
-            self.processes[name] = subprocess.Popen(
-                argv, env={**base_env, **extra}, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT if out else None
-            )
+            log_file = log_dir / f"{name}.log" if log_dir else None
+            self._specs[name] = (argv, {**base_env, **extra}, log_file)
+            self._launch(name)
+        if self.restart:
+            self._watcher = threading.Thread(target=self._watch, name="stack-watcher", daemon=True)
+            self._watcher.start()
         return self
+
+    def _launch(self, name: str) -> None:
+        argv, env, log_file = self._specs[name]
+        out: IO[bytes] | None = open(log_file, "ab") if log_file else None  # noqa: SIM115
+        try:
+            self.processes[name] = subprocess.Popen(
+                argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT if out else None
+            )
+        finally:
+            if out is not None:
+                out.close()  # the child holds its own copy
+        self._started_at[name] = time.monotonic()
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(0.1):
+            for name in list(self.processes):
+                with self._lock:
+                    proc = self.processes[name]
+                    if self._stopping.is_set() or proc.poll() is None:
+                        continue
+                    ran = time.monotonic() - self._started_at[name]
+                    pause = 0.0 if ran >= self.HEALTHY_RUN_SECONDS else self._pause.get(name, self.RESTART_PAUSE)
+                    self._pause[name] = min(max(pause, self.RESTART_PAUSE) * 2, self.RESTART_PAUSE_MAX)
+                    print(
+                        f"deploy.local: {name} exited with {proc.returncode}; starting it again"
+                        + (f" in {pause:.1f}s" if pause else ""),
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                if pause and self._stopping.wait(pause):
+                    return
+                with self._lock:
+                    if self._stopping.is_set() or self.processes[name] is not proc:
+                        continue  # stopping, or someone replaced it meanwhile
+                    self.restarts[name] = self.restarts.get(name, 0) + 1
+                    self._launch(name)
 
     def wait_ready(self, urls: list[str], timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         for url in urls:
             while True:
-                self._check_alive()
+                self._check_starts()
                 try:
                     with urllib.request.urlopen(url, timeout=2) as response:
                         if response.status == 200:
@@ -195,22 +255,29 @@ class Stack:
                     raise TimeoutError(f"{url} did not become ready")
                 time.sleep(0.2)
 
-    def _check_alive(self) -> None:
+    def _check_starts(self) -> None:
+        """Refuse to wait for a system whose processes cannot start (a wrong setting, a missing database)."""
         for name, proc in self.processes.items():
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode}")
+            failed = self.restarts.get(name, 0) >= 3 or (not self.restart and proc.poll() is not None)
+            if failed:
+                raise RuntimeError(f"{name} keeps exiting (last code {proc.returncode})")
 
     def stop(self) -> None:
-        for proc in self.processes.values():
+        self._stopping.set()
+        with self._lock:
+            procs = list(self.processes.values())
+        for proc in procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 10
-        for proc in self.processes.values():
+        for proc in procs:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if self._watcher is not None:
+            self._watcher.join(timeout=2)
 
 
 def main() -> None:
@@ -247,7 +314,6 @@ def main() -> None:
         print("\nCtrl-C stops everything.")
         while True:
             time.sleep(1)
-            stack._check_alive()  # noqa: SLF001
     except KeyboardInterrupt:
         pass
     finally:
