@@ -42,9 +42,16 @@ BLUEPRINTS = (
 )
 
 
+# Seconds a client is told to wait before retrying a 503: the services come back within about a
+# second of the broker or the database (shared.supervise), and a retry is safe with a `client_id`.
+RETRY_AFTER_SECONDS = 1
+
+
 def error_response(exc: AppError) -> Response:
     response = jsonify({"error": exc.to_dict()})
     response.status_code = exc.status
+    if exc.status == 503:
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 
 

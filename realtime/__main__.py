@@ -22,6 +22,7 @@ import eventlet.wsgi  # noqa: E402
 
 from realtime.server import Limits, create_server  # noqa: E402
 from shared.config import Settings  # noqa: E402
+from shared.supervise import PROCESS  # noqa: E402
 
 log = logging.getLogger("realtime")
 
@@ -92,8 +93,14 @@ def main() -> int:
         limits.max_pending_packets,
     )
 
-    while not stop_requested and not http.dead:
+    while not stop_requested and not http.dead and PROCESS.fatal_reason is None:
         eventlet.sleep(STOP_POLL_SECONDS)
+    if PROCESS.fatal_reason is not None:
+        # A loop (the feed) could not be kept running: end, non-zero, to be started again; clients
+        # move to another process and catch up with /sync.
+        server.stop(STOP_TIMEOUT_SECONDS)
+        http.kill()
+        return 1
     if not stop_requested:
         log.error("realtime: the HTTP server stopped on its own")
         http.wait()  # re-raises whatever ended it

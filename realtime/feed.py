@@ -19,7 +19,7 @@ from typing import Any
 from kombu import Connection
 
 from realtime.routing import Delivery, client_bindings, deliveries
-from shared.bus import ConsumerSpec, EventConsumer
+from shared.bus import ConsumerSpec, EventConsumer, connect_once
 from shared.config import Settings
 from shared.cursor import Cursors, encode_sync
 from shared.events import Envelope
@@ -138,7 +138,7 @@ class Feed:
     def _delete_queues(self) -> None:
         try:
             with Connection(self.settings.amqp_url, connect_timeout=2) as conn:
-                conn.ensure_connection(max_retries=1)
+                connect_once(conn)
                 channel = conn.channel()
                 channel.queue_delete(self.queue)
                 # Keep dead letters for inspection; the broker refuses (closing the channel) if any.

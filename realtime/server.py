@@ -14,11 +14,11 @@ from typing import Any
 import socketio
 
 from realtime.feed import Feed
-from realtime.health import WSGIApp, health_app
 from realtime.routing import Delivery, user_room
 from shared.auth import bearer, verify_token
 from shared.config import Settings
 from shared.errors import AppError
+from shared.health import WSGIApp, health_app, loops_ready
 
 log = logging.getLogger(__name__)
 
@@ -281,5 +281,10 @@ def create_server(settings: Settings, limits: Limits | None = None) -> RealtimeS
         sio.emit(RESYNC, {"reason": "bus_reconnected"})
 
     feed = Feed(settings, emit, here, on_resume=resync, pause=lambda: sio.sleep(0))
-    app = socketio.WSGIApp(sio, health_app(lambda: feed.ready), socketio_path=settings.socketio_path)
+
+    def readiness() -> tuple[bool, dict[str, Any]]:
+        ready, report = loops_ready()
+        return ready and feed.ready, report
+
+    app = socketio.WSGIApp(sio, health_app(readiness), socketio_path=settings.socketio_path)
     return RealtimeServer(settings=settings, sio=sio, feed=feed, app=app, expiry=expiry)

@@ -9,6 +9,7 @@ back-off, then its message is dead-lettered, so a poison message never loops.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -17,15 +18,25 @@ from dataclasses import dataclass
 from typing import Any
 
 import amqp
-from kombu import Connection, Exchange, Producer, Queue, binding
-from kombu.mixins import ConsumerMixin
+from kombu import Connection, Consumer, Exchange, Producer, Queue, binding
 
 from shared.config import Settings
 from shared.events import Envelope
+from shared.supervise import Loop, keep_running, start_thread, unavailable
 
 log = logging.getLogger(__name__)
 
 ATTEMPTS_HEADER = "x-attempts"
+# Seconds to wait for the broker to accept a connection: it answers at once, or it is away.
+CONNECT_TIMEOUT = 2.0
+# How long a consumer waits for messages before it looks after itself (heartbeats, idle work, stopping).
+DRAIN_SECONDS = 1.0
+
+
+def connect_once(conn: Connection) -> Connection:
+    """Connect with one attempt: the broker answers at once or it is away (kombu's `connect()` tries
+    twice, two seconds apart). Retrying is the business of the loop around it (shared.supervise)."""
+    return conn.ensure_connection(max_retries=0)
 
 
 def events_exchange(settings: Settings) -> Exchange:
@@ -84,10 +95,6 @@ def declare_consumer_queue(channel: Any, settings: Settings, queue: Queue) -> No
     queue(channel).declare()
 
 
-class _Stopped(Exception):
-    """Raised inside kombu's reconnect loop to leave it once the consumer is asked to stop."""
-
-
 class PublishFailed(Exception):
     """The broker refused (nacked) or did not confirm a publish in time."""
 
@@ -103,7 +110,7 @@ class ConfirmingPublisher:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.conn = Connection(settings.amqp_url, heartbeat=0, connect_timeout=5)
+        self.conn = Connection(settings.amqp_url, heartbeat=0, connect_timeout=CONNECT_TIMEOUT)
         self._channel: amqp.Channel | None = None
         self._last_tag = 0
         self._pending: set[int] = set()
@@ -112,7 +119,7 @@ class ConfirmingPublisher:
     def _open(self) -> amqp.Channel:
         if self._channel is not None:
             return self._channel
-        self.conn.ensure_connection(max_retries=1)
+        connect_once(self.conn)
         channel = self.conn.channel()
         events_exchange(self.settings)(channel).declare()
         channel.confirm_select()
@@ -158,11 +165,19 @@ class ConfirmingPublisher:
                 self.conn.drain_events(timeout=remaining)
             if self._nacked:
                 raise PublishFailed("the broker refused a message")
-        except (TimeoutError, OSError, amqp.exceptions.AMQPError, PublishFailed) as exc:
+        except Exception as exc:  # noqa: BLE001  (whatever went wrong, these events are not confirmed)
             self.reset()
             if isinstance(exc, PublishFailed):
                 raise
-            raise PublishFailed(str(exc) or type(exc).__name__) from exc
+            raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
+
+    def connect(self) -> None:
+        """Open the connection now (else the first publish does): a caller learns at once that the broker is away."""
+        try:
+            self._open()
+        except Exception as exc:  # noqa: BLE001  (any failure to connect is "the broker is unavailable")
+            self.reset()
+            raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
 
     def reset(self) -> None:
         """Drop the connection; the next publish opens a fresh one."""
@@ -171,7 +186,7 @@ class ConfirmingPublisher:
             self.conn.release()
         except Exception:  # noqa: BLE001  (the connection is already broken; nothing to save)
             pass
-        self.conn = Connection(self.settings.amqp_url, heartbeat=0, connect_timeout=5)
+        self.conn = Connection(self.settings.amqp_url, heartbeat=0, connect_timeout=CONNECT_TIMEOUT)
 
     def close(self) -> None:
         self.reset()
@@ -193,23 +208,93 @@ class ConsumerSpec:
     on_ready: Callable[[], None] | None = None
 
 
-class EventConsumer(ConsumerMixin):
-    """Consumes one queue at-least-once: ack after the handler, retry with back-off, then dead-letter.
+class QueueConsumer:
+    """One connection consuming queues, kept running by `shared.supervise` until `stop()`.
 
-    Reconnects by itself (kombu's ConsumerMixin) when the broker goes away.
+    A session connects once (no hidden retries), declares and consumes (`consumers`), says it
+    serves, and drains until stopped; anything that goes wrong ends the session and the
+    supervisor starts a new one after its back-off. Subclasses own only what they consume.
     """
 
-    def __init__(self, settings: Settings, spec: ConsumerSpec) -> None:
-        self.settings = settings
-        self.spec = spec
-        self.connection = Connection(settings.amqp_url, heartbeat=30)
-        self.queue = consumer_queue(settings, spec.name, spec.bindings, expires_ms=spec.expires_ms)
-        self.ready = threading.Event()
+    heartbeat = 30
 
-    def get_consumers(self, Consumer: Any, channel: Any) -> list[Any]:  # noqa: N803  (kombu's signature)
+    def __init__(self, settings: Settings, name: str, *, stall_seconds: float | None = None) -> None:
+        self.settings = settings
+        self.loop = Loop(name, stall_seconds=stall_seconds or settings.loop_stall_seconds)
+        self._stop = threading.Event()
+
+    @property
+    def ready(self) -> threading.Event:
+        """Set while consuming."""
+        return self.loop.ready
+
+    @property
+    def should_stop(self) -> bool:
+        return self._stop.is_set()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        """Consume until `stop()`, through every outage of the broker."""
+        keep_running(self.loop, self._session, self._stop)
+
+    def consumers(self, channel: Any) -> list[Consumer]:
+        """Declare what this consumes and return its (not yet consuming) consumers."""
+        raise NotImplementedError
+
+    def on_ready(self) -> None:
+        """Called each time consuming (re)starts."""
+
+    def after_drain(self, connection: Connection, channel: Any) -> None:
+        """Called after messages were handled (a batch may be completed here)."""
+
+    def on_idle(self) -> None:
+        """Called about once a second when nothing arrives."""
+
+    def on_session_end(self) -> None:
+        """Called when a session ends, for whatever reason (unacknowledged messages come again)."""
+
+    def _session(self) -> None:
+        try:
+            with Connection(self.settings.amqp_url, heartbeat=self.heartbeat, connect_timeout=CONNECT_TIMEOUT) as conn:
+                connect_once(conn)
+                channel = conn.channel()
+                with contextlib.ExitStack() as consuming:
+                    for consumer in self.consumers(channel):
+                        consuming.enter_context(consumer)
+                    self.loop.up()
+                    self.on_ready()
+                    checked = time.monotonic()
+                    while not self._stop.is_set():
+                        self.loop.beat()
+                        try:
+                            conn.drain_events(timeout=DRAIN_SECONDS)
+                        except TimeoutError:
+                            self.on_idle()
+                        else:
+                            self.after_drain(conn, channel)
+                        if time.monotonic() - checked >= DRAIN_SECONDS:
+                            # Sends our heartbeats, and raises if the broker has gone silent.
+                            conn.heartbeat_check()
+                            checked = time.monotonic()
+        finally:
+            self.on_session_end()
+
+
+class EventConsumer(QueueConsumer):
+    """Consumes one queue at-least-once: ack after the handler, retry with back-off, then dead-letter."""
+
+    def __init__(self, settings: Settings, spec: ConsumerSpec) -> None:
+        super().__init__(settings, f"consumer {spec.name}")
+        self.spec = spec
+        self.queue = consumer_queue(settings, spec.name, spec.bindings, expires_ms=spec.expires_ms)
+
+    def consumers(self, channel: Any) -> list[Consumer]:
         declare_consumer_queue(channel, self.settings, self.queue)
         return [
             Consumer(
+                channel,
                 queues=[self.queue],
                 on_message=self._on_message,
                 prefetch_count=self.spec.prefetch,
@@ -217,28 +302,9 @@ class EventConsumer(ConsumerMixin):
             )
         ]
 
-    def on_consume_ready(self, connection: Any, channel: Any, consumers: Any, **kwargs: Any) -> None:
-        self.ready.set()
+    def on_ready(self) -> None:
         if self.spec.on_ready is not None:
             self.spec.on_ready()
-
-    def on_consume_end(self, connection: Any, channel: Any) -> None:
-        self.ready.clear()
-
-    def on_connection_error(self, exc: Exception, interval: float) -> None:
-        self.ready.clear()
-        if self.should_stop:
-            # kombu would keep retrying the connection forever; a stopping consumer gives up.
-            raise _Stopped
-        log.warning("consumer %s: broker unreachable (%s); retrying in %.1fs", self.spec.name, exc, interval)
-
-    def run(self, _tokens: int = 1, **kwargs: Any) -> None:
-        try:
-            super().run(_tokens, **kwargs)
-        except _Stopped:
-            pass
-        finally:
-            self.ready.clear()
 
     def _on_message(self, message: Any) -> None:
         try:
@@ -251,6 +317,11 @@ class EventConsumer(ConsumerMixin):
         try:
             self.spec.handler(envelope)
         except Exception as exc:  # noqa: BLE001  (any failure is retried, then dead-lettered)
+            if unavailable(exc):
+                # The database or the broker is away: no attempt of this event's is spent (it would be
+                # dead-lettered after a few seconds of outage). The session ends, the message goes back
+                # to the queue unacknowledged, and comes again once the consumer is back.
+                raise
             self._retry_or_dead_letter(message, envelope, exc)
             return
         message.ack()
@@ -279,17 +350,13 @@ class EventConsumer(ConsumerMixin):
         )
         message.ack()
 
-    def stop(self) -> None:
-        self.should_stop = True
-
 
 def start_consumer(
-    settings: Settings, spec: ConsumerSpec, *, wait: float = 10.0
+    settings: Settings, spec: ConsumerSpec, *, wait: float | None = 10.0
 ) -> tuple[EventConsumer, threading.Thread]:
-    """Run a consumer in a daemon thread and wait until it is consuming."""
+    """Run a consumer in a daemon thread; with `wait`, until it is consuming (TimeoutError if not)."""
     consumer = EventConsumer(settings, spec)
-    thread = threading.Thread(target=consumer.run, name=f"consumer-{spec.name}", daemon=True)
-    thread.start()
-    if not consumer.ready.wait(wait):
+    thread = start_thread(consumer.run, f"consumer-{spec.name}")
+    if wait is not None and not consumer.ready.wait(wait):
         raise TimeoutError(f"consumer {spec.name} did not start")
     return consumer, thread

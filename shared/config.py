@@ -132,6 +132,13 @@ class Settings:
     attachment_inline_types: tuple[str, ...] = field(default_factory=lambda: _INLINE_TYPES)
     unclaimed_upload_hours: float = 24.0
     log_level: str = "INFO"
+    # A background loop that has not moved for this long is stuck: its process exits to be started again.
+    loop_stall_seconds: float = 300.0
+    # Readiness fails while the oldest event waiting in a service's outbox is older than this.
+    outbox_stale_seconds: float = 30.0
+    # Each service process serves /healthz and /readyz on this port (0: none; the gateway asks over RPC).
+    health_port: int = 0
+    health_host: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -189,6 +196,10 @@ class Settings:
             attachment_inline_types=_env_list("ATTACHMENT_INLINE_TYPES", d.attachment_inline_types),
             unclaimed_upload_hours=_env_float("UNCLAIMED_UPLOAD_HOURS", d.unclaimed_upload_hours),
             log_level=_env("LOG_LEVEL", d.log_level),
+            loop_stall_seconds=_env_float("LOOP_STALL_SECONDS", d.loop_stall_seconds),
+            outbox_stale_seconds=_env_float("OUTBOX_STALE_SECONDS", d.outbox_stale_seconds),
+            health_port=_env_int("HEALTH_PORT", d.health_port),
+            health_host=_env("HEALTH_HOST", d.health_host),
         ).check()
 
     def check(self) -> Settings:

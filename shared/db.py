@@ -9,11 +9,22 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, make_url, text
 
+# Seconds to wait for PostgreSQL to accept a connection (libpq's minimum is 2): a database that is
+# away makes a request answer `unavailable` promptly rather than hold its worker.
+DB_CONNECT_TIMEOUT = 2
+
 
 @cache
 def engine_for(url: str, pool_size: int = 10) -> Engine:
-    """One pooled engine per URL per process."""
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, future=True)
+    """One pooled engine per URL per process; a connection that died (a database restart) is replaced on checkout."""
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": DB_CONNECT_TIMEOUT},
+        future=True,
+    )
 
 
 @contextmanager

@@ -4,7 +4,8 @@ A service writes its state change and its events in one transaction (`add_event`
 relay publishes committed events with publisher confirms and then deletes them. When the
 broker is down the rows simply wait. One relay per service is active at a time (a
 PostgreSQL advisory lock), which keeps each service's events in commit order; start more
-for fail-over. A NOTIFY on commit wakes the relay at once; it also polls as a safety net.
+for fail-over. A NOTIFY on commit wakes the relay at once; it also polls as a safety net. The relay runs under
+`shared.supervise`: no outage of the broker or the database ends it.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy import Connection, make_url, text
 
-from shared.bus import ConfirmingPublisher, PublishFailed
+from shared.bus import ConfirmingPublisher
 from shared.config import Settings
+from shared.db import DB_CONNECT_TIMEOUT
 from shared.events import Envelope, make_event
+from shared.supervise import Loop, keep_running, start_thread
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +120,7 @@ def _psycopg_dsn(url: str) -> str:
 
 
 class OutboxRelay:
-    """Moves committed outbox rows to RabbitMQ. `run()` blocks until `stop()`."""
+    """Moves committed outbox rows to RabbitMQ. `run()` blocks until `stop()`, through any outage."""
 
     BATCH = 500
     POLL_SECONDS = 1.0
@@ -127,59 +130,74 @@ class OutboxRelay:
         self.service = service
         self.dsn = _psycopg_dsn(database_url)
         self.publisher = ConfirmingPublisher(settings)
+        self.loop = Loop(f"outbox relay {service}", stall_seconds=settings.loop_stall_seconds)
         self._stop = threading.Event()
         self.lock_key = zlib.crc32(f"outbox-relay:{service}".encode())
+        self.active = False  # holds the lock (else a standby)
+
+    @property
+    def ready(self) -> threading.Event:
+        return self.loop.ready
 
     def stop(self) -> None:
         self._stop.set()
 
     def run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._run_connected()
-            except (psycopg.Error, OSError) as exc:
-                log.warning("outbox relay %s: database trouble (%s); retrying", self.service, exc)
-                self._stop.wait(1.0)
-        self.publisher.close()
+        try:
+            keep_running(self.loop, self._session, self._stop)
+        finally:
+            self.publisher.close()
 
-    def _run_connected(self) -> None:
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
+    def _session(self) -> None:
+        """Connected to the database: stand by for the lock, then relay until stopped or a failure.
+
+        Any failure (broker or database) ends the session: the batch in hand rolls back, the lock
+        goes with the connection, and the supervisor starts a new session after its back-off.
+        """
+        self.active = False
+        with psycopg.connect(self.dsn, autocommit=True, connect_timeout=DB_CONNECT_TIMEOUT) as conn:
             # Only one relay per service publishes, so events leave in commit order.
             while not conn.execute("SELECT pg_try_advisory_lock(%s)", (self.lock_key,)).fetchone()[0]:
+                self.loop.up()  # a standby that can reach its database is ready to take over
                 if self._stop.wait(self.POLL_SECONDS):
                     return
+            # Open the broker connection now: a relay that cannot publish is not ready, even with nothing to send.
+            self.publisher.connect()
+            self.active = True
             conn.execute(f"LISTEN {channel_name(self.service)}")
+            self.loop.up()
             while not self._stop.is_set():
+                self.loop.beat()
                 if self.relay_once(conn):
                     continue
                 for _ in conn.notifies(timeout=self.POLL_SECONDS, stop_after=1):
                     pass
+        self.active = False
 
     def relay_once(self, conn: psycopg.Connection) -> int:
-        """Publish one batch; the number published (0 when empty or when the broker is down).
+        """Publish one batch; the number published (0 when the outbox is empty).
 
         The batch is taken off the outbox and published in one transaction that commits only
-        after the broker confirmed every event: a failed publish rolls the rows back, and a
-        crash in between publishes them again (consumers are idempotent).
+        after the broker confirmed every event: a failed publish (PublishFailed) rolls the rows
+        back, and a crash in between publishes them again (consumers are idempotent).
         """
-        try:
-            with conn.transaction():
-                rows = conn.execute(
-                    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT %s) "
-                    "RETURNING id, event_id::text, type, envelope",
-                    (self.BATCH,),
-                ).fetchall()
-                rows.sort()
-                self.publisher.publish([(event_id, type_, body) for _, event_id, type_, body in rows])
-        except PublishFailed as exc:
-            log.warning("outbox relay %s: broker unavailable (%s); events wait", self.service, exc)
-            self._stop.wait(1.0)
-            return 0
+        with conn.transaction():
+            rows = conn.execute(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT %s) "
+                "RETURNING id, event_id::text, type, envelope",
+                (self.BATCH,),
+            ).fetchall()
+            rows.sort()
+            self.publisher.publish([(event_id, type_, body) for _, event_id, type_, body in rows])
         return len(rows)
+
+
+def oldest_waiting_seconds(session: Connection) -> float:
+    """How long the oldest event in this service's outbox has waited (0 when it is empty)."""
+    age = session.execute(text("SELECT extract(epoch FROM now() - min(created_at)) FROM outbox")).scalar()
+    return float(age or 0.0)
 
 
 def start_relay(settings: Settings, service: str, database_url: str) -> tuple[OutboxRelay, threading.Thread]:
     relay = OutboxRelay(settings, service, database_url)
-    thread = threading.Thread(target=relay.run, name=f"outbox-relay-{service}", daemon=True)
-    thread.start()
-    return relay, thread
+    return relay, start_thread(relay.run, f"outbox-relay-{service}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import select
 import threading
 import time
 import uuid
@@ -22,10 +23,11 @@ from typing import Any
 import amqp
 from kombu import Connection, Consumer, Producer, Queue
 from kombu.exceptions import OperationalError
-from kombu.mixins import ConsumerMixin
 
+from shared.bus import CONNECT_TIMEOUT, QueueConsumer, connect_once
 from shared.config import Settings
 from shared.errors import AppError
+from shared.supervise import start_thread, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -50,29 +52,25 @@ def user_of(caller: Caller | None) -> str:
     return caller.user_id
 
 
+def service_unavailable(service: str) -> AppError:
+    """`unavailable` (503): the service, the broker or its database is away for now; retry shortly."""
+    return AppError("unavailable", "The service is unavailable. Try again.", {"service": service})
+
+
 def _encode(payload: dict[str, Any]) -> str:
     return json.dumps(payload, separators=(",", ":"), default=str)
 
 
-class _RpcWorker(ConsumerMixin):
-    def __init__(self, settings: Settings, service: str, methods: dict[str, Method]) -> None:
-        self.settings = settings
+class _RpcWorker(QueueConsumer):
+    def __init__(self, settings: Settings, service: str, methods: dict[str, Method], index: int = 0) -> None:
+        super().__init__(settings, f"rpc {service} {index}")
         self.service = service
         self.methods = methods
-        self.connection = Connection(settings.amqp_url, heartbeat=30)
         self.queue = Queue(settings.rpc_queue(service), durable=True)
-        self.ready = threading.Event()
 
-    def get_consumers(self, Consumer: Any, channel: Any) -> list[Any]:  # noqa: N803  (kombu's signature)
+    def consumers(self, channel: Any) -> list[Consumer]:
         self.queue(channel).declare()
-        return [Consumer(queues=[self.queue], on_message=self._on_message, prefetch_count=1)]
-
-    def on_consume_ready(self, connection: Any, channel: Any, consumers: Any, **kwargs: Any) -> None:
-        self.ready.set()
-
-    def on_connection_error(self, exc: Exception, interval: float) -> None:
-        self.ready.clear()
-        log.warning("rpc %s: broker unreachable (%s); retrying in %.1fs", self.service, exc, interval)
+        return [Consumer(channel, queues=[self.queue], on_message=self._on_message, prefetch_count=1)]
 
     def _on_message(self, message: Any) -> None:
         props = message.properties
@@ -113,7 +111,11 @@ class _RpcWorker(ConsumerMixin):
             return {"ok": True, "result": method(caller, params)}
         except AppError as exc:
             return {"ok": False, "error": exc.to_dict()}
-        except Exception:  # noqa: BLE001  (a bug must answer the caller and keep the worker alive)
+        except Exception as exc:  # noqa: BLE001  (a bug must answer the caller and keep the worker alive)
+            if unavailable(exc):
+                # The database is away (restarting, unreachable): the caller should retry, not report a bug.
+                log.warning("rpc %s: %s: unavailable: %s", self.service, request.get("method"), exc)
+                return {"ok": False, "error": service_unavailable(self.service).to_dict()}
             log.exception("rpc %s: %s failed", self.service, request.get("method"))
             return {"ok": False, "error": AppError("internal", "Something went wrong.").to_dict()}
 
@@ -124,23 +126,23 @@ class RpcServer:
     def __init__(
         self, settings: Settings, service: str, methods: dict[str, Method], *, threads: int | None = None
     ) -> None:
-        self.workers = [_RpcWorker(settings, service, methods) for _ in range(threads or settings.rpc_threads)]
+        count = threads or settings.rpc_threads
+        self.workers = [_RpcWorker(settings, service, methods, i) for i in range(count)]
         self.threads: list[threading.Thread] = []
 
-    def start(self, *, wait: float = 10.0) -> RpcServer:
+    def start(self, *, wait: float | None = 10.0) -> RpcServer:
+        """Start the workers; with `wait`, until all of them consume (TimeoutError if not)."""
         for i, worker in enumerate(self.workers):
-            thread = threading.Thread(target=worker.run, name=f"rpc-{worker.service}-{i}", daemon=True)
-            thread.start()
-            self.threads.append(thread)
+            self.threads.append(start_thread(worker.run, f"rpc-{worker.service}-{i}"))
         for worker in self.workers:
-            if not worker.ready.wait(wait):
+            if wait is not None and not worker.ready.wait(wait):
                 raise TimeoutError(f"rpc server {worker.service} did not start")
         return self
 
     def stop(self, *, wait: bool = True) -> None:
         """Stop taking requests; with `wait`, until every worker has finished the one in hand."""
         for worker in self.workers:
-            worker.should_stop = True
+            worker.stop()
         if wait:
             for thread in self.threads:
                 thread.join(timeout=5)
@@ -150,8 +152,10 @@ class _ReplyChannel:
     """A connection with a consumer on direct reply-to, used by one thread at a time."""
 
     def __init__(self, settings: Settings) -> None:
-        self.conn = Connection(settings.amqp_url, heartbeat=0, connect_timeout=3)
-        self.conn.ensure_connection(max_retries=1)
+        self.conn = Connection(settings.amqp_url, heartbeat=0, connect_timeout=CONNECT_TIMEOUT)
+        # One attempt, no hidden retries: a request waiting seconds for a broker that is away holds
+        # a gateway worker for nothing; its caller is told to retry instead.
+        connect_once(self.conn)
         self.channel = self.conn.channel()
         self.replies: dict[str, dict[str, Any]] = {}
         self.waiting: str | None = None
@@ -171,6 +175,23 @@ class _ReplyChannel:
             self.replies[correlation_id] = json.loads(message.body)
         # Anything else is a reply to a call that already timed out: dropped.
 
+    def alive(self) -> bool:
+        """Whether this idle connection still works: the broker closed it if its socket has news.
+
+        An idle reply connection receives nothing but late replies (dropped) and the broker's
+        farewell when it went away; one `select` tells, before a request is trusted to it.
+        """
+        try:
+            sock = self.conn.connection.sock
+            if not select.select([sock], [], [], 0)[0]:
+                return True
+            self.conn.drain_events(timeout=0)
+        except TimeoutError:
+            return True  # there was nothing whole to read after all
+        except Exception:  # noqa: BLE001  (closed, reset, or a farewell frame: not usable)
+            return False
+        return True
+
     def close(self) -> None:
         try:
             self.conn.release()
@@ -181,16 +202,35 @@ class _ReplyChannel:
 class RpcClient:
     """Thread-safe RPC client: a pool of reply channels, a deadline on every call."""
 
+    # After a failed connect, calls fail at once for this long instead of each trying (and, where the
+    # broker's host does not answer at all, waiting CONNECT_TIMEOUT) again.
+    BROKER_AWAY_SECONDS = 0.25
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._pool: queue.LifoQueue[_ReplyChannel] = queue.LifoQueue()
+        self._away_until = 0.0
+
+    def _take(self) -> _ReplyChannel:
+        while True:
+            try:
+                channel = self._pool.get_nowait()
+            except queue.Empty:
+                break
+            if channel.alive():
+                return channel
+            channel.close()
+        if time.monotonic() < self._away_until:
+            raise OperationalError("the broker was unreachable a moment ago")
+        try:
+            return _ReplyChannel(self.settings)
+        except Exception:
+            self._away_until = time.monotonic() + self.BROKER_AWAY_SECONDS
+            raise
 
     @contextmanager
     def _channel(self) -> Iterator[_ReplyChannel]:
-        try:
-            channel = self._pool.get_nowait()
-        except queue.Empty:
-            channel = _ReplyChannel(self.settings)
+        channel = self._take()
         healthy = False
         try:
             yield channel
@@ -245,8 +285,9 @@ class RpcClient:
                 "unavailable", "The service did not answer in time. Try again.", {"service": service}
             ) from None
         except (OSError, amqp.exceptions.AMQPError, OperationalError) as exc:
-            # The broken pooled channel was discarded on the way out of the `with`.
-            raise AppError("unavailable", "The service is unreachable. Try again.", {"service": service}) from exc
+            # The broken channel was discarded on the way out of the `with`; the others in the pool
+            # are checked before their next use.
+            raise service_unavailable(service) from exc
         if reply.get("ok"):
             return reply.get("result")
         raise AppError.from_dict(reply.get("error") or {})

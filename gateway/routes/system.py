@@ -33,7 +33,8 @@ def readyz() -> Any:
         except AppError as exc:
             checks[service] = exc.code
     ready = all(v == "ok" for v in checks.values())
-    return {"status": "ready" if ready else "unavailable", "checks": checks}, 200 if ready else 503
+    headers = {} if ready else {"Retry-After": "1"}
+    return {"status": "ready" if ready else "unavailable", "checks": checks}, 200 if ready else 503, headers
 
 
 @bp.get("/metrics")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from services.attachments import domain, store
@@ -20,6 +19,7 @@ from shared.errors import AppError, not_found, validation
 from shared.events import Envelope
 from shared.outbox import claim_event
 from shared.rpc import Caller, Method, RpcClient, user_of
+from shared.supervise import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,6 @@ def methods(settings: Settings) -> dict[str, Method]:
     def db(work: Callable[[Connection], T]) -> T:
         with transaction(url) as session:
             return work(session)
-
-    def health(caller: Caller | None, params: dict[str, Any]) -> dict[str, bool]:
-        db(lambda s: s.execute(text("SELECT 1")))
-        return {"ok": True}
 
     def register(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         """An upload the gateway has stored: judged by its content, kept or removed."""
@@ -109,7 +105,6 @@ def methods(settings: Settings) -> dict[str, Method]:
         }
 
     return {
-        "health.check": health,
         "attachments.register": register,
         "attachments.discard": discard,
         "attachments.claim": claim,
@@ -148,27 +143,20 @@ def consumers(settings: Settings) -> list[ConsumerSpec]:
     ]
 
 
-class Purger:
+class Purger(Periodic):
     """Removes uploads nobody sent within `unclaimed_upload_hours`, once a minute."""
 
+    name = "attachments purger"
+    every = PURGE_EVERY_SECONDS
+
     def __init__(self, settings: Settings) -> None:
+        super().__init__(stall_seconds=settings.loop_stall_seconds)
         self.settings = settings
         self.url = settings.database_url(SERVICE)
         self.blobs = blob_store(settings)
-        self.queue = None
-        self.ready = threading.Event()
-        self._stop = threading.Event()
 
-    def stop(self) -> None:
-        self._stop.set()
-
-    def run(self) -> None:
-        self.ready.set()
-        while not self._stop.wait(PURGE_EVERY_SECONDS):
-            try:
-                self.purge_once()
-            except Exception as exc:  # noqa: BLE001  (the next round tries again)
-                log.warning("attachments: purge failed: %r", exc)
+    def work(self) -> int:
+        return self.purge_once()
 
     def purge_once(self) -> int:
         with transaction(self.url) as session:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from services.conversations import actions, domain, mass, membership, moderation, views
@@ -172,10 +172,6 @@ def methods(settings: Settings) -> dict[str, Method]:
     def read(work: Callable[[Connection], T]) -> T:
         with transaction(url) as session:
             return work(session)
-
-    def health(caller: Caller | None, params: dict[str, Any]) -> dict[str, bool]:
-        read(lambda s: s.execute(text("SELECT 1")))
-        return {"ok": True}
 
     def preview(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         return resolve(directory, user_of(caller), params.get("recipients")).decision.to_dict()
@@ -392,7 +388,6 @@ def methods(settings: Settings) -> dict[str, Method]:
         return change
 
     return {
-        "health.check": health,
         "conversations.preview": preview,
         "conversations.create": create,
         "conversations.list": list_conversations,

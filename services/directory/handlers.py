@@ -6,8 +6,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
-
 from services.directory import admin, contacts, importer, mass, policy, queries, staff
 from services.directory.roster.errors import RosterError
 from services.directory.roster.parse import load_bundle
@@ -98,11 +96,6 @@ def import_roster(url: str, source: Path | bytes) -> dict[str, dict[str, int]]:
 
 def methods(settings: Settings) -> dict[str, Method]:
     url = settings.database_url("directory")
-
-    def health(caller: Caller | None, params: dict[str, Any]) -> dict[str, bool]:
-        with transaction(url) as session:
-            session.execute(text("SELECT 1"))
-        return {"ok": True}
 
     def users_get(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         ids = _str_list(params, "ids")
@@ -241,7 +234,6 @@ def methods(settings: Settings) -> dict[str, Method]:
             )
 
     return {
-        "health.check": health,
         "users.get": users_get,
         "directory.search": search,
         "groups.members": members,

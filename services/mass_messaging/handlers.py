@@ -9,11 +9,9 @@ while (a crash between storing and queueing it, or a task lost with its worker).
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import text
 
 from services.mass_messaging import domain, jobs
 from services.mass_messaging.worker import make_app
@@ -21,6 +19,7 @@ from shared.config import Settings
 from shared.cursor import Cursors
 from shared.db import transaction
 from shared.rpc import Caller, Method, RpcClient, user_of
+from shared.supervise import Periodic
 
 log = logging.getLogger(__name__)
 STALE_SECONDS = 60.0
@@ -32,11 +31,6 @@ def methods(settings: Settings) -> dict[str, Method]:
     cursors = Cursors(settings.cursor_secret)
     directory = RpcClient(settings)
     celery = make_app(settings)
-
-    def health(caller: Caller | None, params: dict[str, Any]) -> dict[str, bool]:
-        with transaction(url) as session:
-            session.execute(text("SELECT 1"))
-        return {"ok": True}
 
     def create(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         me = user_of(caller)
@@ -69,7 +63,6 @@ def methods(settings: Settings) -> dict[str, Method]:
             return jobs.do_cancel(session, me, params.get("job_id"))
 
     return {
-        "health.check": health,
         "mass.create": create,
         "mass.list": listing,
         "mass.get": get,
@@ -84,24 +77,19 @@ def queue_plan(celery: Celery, job_id: str) -> None:
         log.exception("job %s waits for the sweeper", job_id)
 
 
-class Sweeper:
+class Sweeper(Periodic):
     """Hands jobs that stopped moving back to the workers (every task is safe to run twice)."""
 
-    queue = None
+    name = "mass-message sweeper"
+    every = SWEEP_EVERY_SECONDS
 
     def __init__(self, settings: Settings) -> None:
+        super().__init__(stall_seconds=settings.loop_stall_seconds)
         self.url = settings.database_url("mass_messaging")
         self.celery = make_app(settings)
-        self.ready = threading.Event()
-        self._stop = threading.Event()
 
-    def run(self) -> None:
-        self.ready.set()
-        while not self._stop.wait(SWEEP_EVERY_SECONDS):
-            try:
-                self.sweep()
-            except Exception:  # noqa: BLE001  (a sweep that failed is tried again next time)
-                log.exception("sweep failed")
+    def work(self) -> list[str]:
+        return self.sweep()
 
     def sweep(self) -> list[str]:
         with transaction(self.url) as session:
@@ -111,6 +99,3 @@ class Sweeper:
         for job_id in stale:
             queue_plan(self.celery, job_id)
         return stale
-
-    def stop(self) -> None:
-        self._stop.set()

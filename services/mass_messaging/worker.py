@@ -20,7 +20,8 @@ import sys
 from typing import Any
 
 from celery import Celery
-from kombu import Queue
+from celery.app.amqp import AMQP
+from kombu import Connection, Queue
 
 from services.mass_messaging import domain, jobs
 from shared.config import Settings
@@ -37,8 +38,28 @@ def task_queue(settings: Settings) -> str:
     return f"{settings.namespace}.mass_messaging.tasks"
 
 
+class QuickConnection(Connection):
+    """kombu's connection with the reconnect pace of the rest of the system (shared.supervise).
+
+    Celery reconnects through `ensure_connection` with kombu's defaults (2 s, then 4, 6 ... up to
+    30 s apart), so a worker would stay away for seconds after the broker is back; here the first
+    retry is at once and they stay under a second apart.
+    """
+
+    def ensure_connection(self, *args: Any, **kwargs: Any) -> Connection:
+        if len(args) <= 2:
+            kwargs.setdefault("interval_start", 0)
+            kwargs.setdefault("interval_step", 0.2)
+            kwargs.setdefault("interval_max", 1.0)
+        return super().ensure_connection(*args, **kwargs)
+
+
+class Amqp(AMQP):
+    Connection = QuickConnection
+
+
 def make_app(settings: Settings) -> Celery:
-    app = Celery("mass_messaging", broker=settings.amqp_url, set_as_current=False)
+    app = Celery("mass_messaging", broker=settings.amqp_url, set_as_current=False, amqp=Amqp)
     name = task_queue(settings)
     app.conf.update(
         task_acks_late=True,

@@ -157,10 +157,6 @@ def methods(settings: Settings) -> dict[str, Method]:
         with transaction(url) as session:
             return work(session)
 
-    def health(caller: Caller | None, params: dict[str, Any]) -> dict[str, bool]:
-        run(lambda s: s.execute(text("SELECT 1")))
-        return {"ok": True}
-
     def target_of(me: str, params: dict[str, Any]) -> dict[str, Any]:
         message_id, conversation_id = domain.check_target(params.get("message_id"), params.get("conversation_id"))
         return conversations.call(
@@ -292,7 +288,6 @@ def methods(settings: Settings) -> dict[str, Method]:
         return _list_view(org, row)
 
     return {
-        "health.check": health,
         "reports.recipients": recipients,
         "reports.create": create,
         "reports.list": listing,

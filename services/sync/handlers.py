@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import text
-
 from services.sync import changes
 from shared.config import Settings
 from shared.cursor import Cursors, decode_sync, encode_sync
@@ -16,11 +14,6 @@ from shared.rpc import Caller, Method, user_of
 def methods(settings: Settings) -> dict[str, Method]:
     url = settings.database_url("sync")
     cursors = Cursors(settings.cursor_secret)
-
-    def health(caller: Caller | None, params: dict[str, Any]) -> dict[str, bool]:
-        with transaction(url) as session:
-            session.execute(text("SELECT 1"))
-        return {"ok": True}
 
     def sync(caller: Caller | None, params: dict[str, Any]) -> dict[str, Any]:
         me = user_of(caller)
@@ -34,4 +27,4 @@ def methods(settings: Settings) -> dict[str, Method]:
             "has_more": result["has_more"],
         }
 
-    return {"health.check": health, "sync.changes": sync}
+    return {"sync.changes": sync}

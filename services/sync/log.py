@@ -15,20 +15,16 @@ deletion takes its content out of every change logged before it, in the same tra
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import amqp
 from kombu import Connection, Consumer, Queue
-from kombu.exceptions import OperationalError
 from sqlalchemy import Connection as Db
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
 from services.sync.redact import deletion, mentioned_messages, redacted
-from shared.bus import ConfirmingPublisher, PublishFailed, consumer_queue, declare_consumer_queue
+from shared.bus import ConfirmingPublisher, QueueConsumer, consumer_queue, declare_consumer_queue
 from shared.config import Settings
 from shared.db import transaction
 from shared.events import LOGGED_PREFIX, Envelope, client_types
@@ -205,56 +201,44 @@ def prune(session: Db, retention_hours: float) -> int:
     return session.execute(text("DELETE FROM changes WHERE seq <= :floor"), {"floor": floor}).rowcount
 
 
-class ChangeLogger:
+class ChangeLogger(QueueConsumer):
     """Consumes client-visible events, logs them, republishes them with their position. `run()` blocks."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+        super().__init__(settings, "sync logger")
         self.url = settings.database_url(SERVICE)
         self.queue = log_queue(settings)
         self.publisher = ConfirmingPublisher(settings)
-        self.ready = threading.Event()
-        self._stop = threading.Event()
         self._pending: list[Pending] = []
         self._last_prune = 0.0
 
-    def stop(self) -> None:
-        self._stop.set()
-
     def run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._run_connected()
-            except (OSError, amqp.exceptions.AMQPError, OperationalError, PublishFailed, SQLAlchemyError) as exc:
-                log.warning("sync logger: %s; reconnecting", exc)
-                self._stop.wait(1.0)
-            finally:
-                self.ready.clear()
-                self._pending.clear()  # unacknowledged: the broker delivers them again
-        self.publisher.close()
+        try:
+            super().run()
+        finally:
+            self.publisher.close()
 
-    def _run_connected(self) -> None:
-        with Connection(self.settings.amqp_url, heartbeat=30, connect_timeout=5) as conn:
-            conn.ensure_connection(max_retries=1)
-            channel = conn.channel()
-            declare_consumer_queue(channel, self.settings, self.queue)
-            channel.basic_qos(0, BATCH, False)
-            with Consumer(channel, queues=[self.queue], on_message=self._receive, no_ack=False):
-                self.ready.set()
-                while not self._stop.is_set():
-                    try:
-                        conn.drain_events(timeout=1.0)
-                    except TimeoutError:
-                        conn.heartbeat_check()
-                        self._maybe_prune()
-                        continue
-                    # Take whatever else has already arrived, then store it all at once.
-                    while len(self._pending) < BATCH:
-                        try:
-                            conn.drain_events(timeout=0)
-                        except TimeoutError:
-                            break
-                    self._flush(channel)
+    def consumers(self, channel: Any) -> list[Consumer]:
+        declare_consumer_queue(channel, self.settings, self.queue)
+        channel.basic_qos(0, BATCH, False)
+        # Republishing is part of logging: a logger that cannot publish is not ready.
+        self.publisher.connect()
+        return [Consumer(channel, queues=[self.queue], on_message=self._receive, no_ack=False)]
+
+    def after_drain(self, connection: Connection, channel: Any) -> None:
+        # Take whatever else has already arrived, then store it all at once.
+        while len(self._pending) < BATCH:
+            try:
+                connection.drain_events(timeout=0)
+            except TimeoutError:
+                break
+        self._flush(channel)
+
+    def on_idle(self) -> None:
+        self._maybe_prune()
+
+    def on_session_end(self) -> None:
+        self._pending.clear()  # unacknowledged: the broker delivers them again
 
     def _receive(self, message: Any) -> None:
         try:

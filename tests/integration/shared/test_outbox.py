@@ -4,33 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy import text
 
 from shared.bus import ConsumerSpec, start_consumer
 from shared.config import Settings
-from shared.db import drop_database, ensure_database, transaction
+from shared.db import transaction
 from shared.events import Envelope
-from shared.outbox import add_event, claim_event, outbox_table, processed_events_table, start_relay
+from shared.outbox import add_event, claim_event, start_relay
 from tests.support.tcpproxy import TcpProxy
 from tests.support.waiting import wait_for
-
-
-@pytest.fixture
-def db_url(settings: Settings) -> Iterator[str]:
-    url = settings.database_url("outboxtest") + "_" + settings.namespace.rsplit("-", 1)[-1]
-    ensure_database(url)
-    meta = sa.MetaData()
-    outbox_table(meta)
-    processed_events_table(meta)
-    engine = sa.create_engine(url)
-    meta.create_all(engine)
-    engine.dispose()
-    yield url
-    drop_database(url)
 
 
 def _outbox_rows(url: str) -> int:
