@@ -117,6 +117,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "MASS_WORKER_THREADS": str(settings.mass_worker_threads),
         "MASS_CHUNK_SIZE": str(settings.mass_chunk_size),
         "MASS_RECIPIENTS_PER_SECOND": str(settings.mass_recipients_per_second),
+        "LOOP_STALL_SECONDS": str(settings.loop_stall_seconds),
+        "OUTBOX_STALE_SECONDS": str(settings.outbox_stale_seconds),
+        "HEALTH_HOST": settings.health_host,
+        "HEALTH_PORT": "0",
     }
     env.update({f"{s.upper()}_DATABASE_URL": u for s, u in settings.database_urls.items()})
     return env
@@ -134,8 +138,13 @@ def commands(
 ) -> dict[str, tuple[list[str], dict[str, str]]]:
     """Every process of the system: name -> (argv, extra environment)."""
     py = sys.executable
+    # With HEALTH_PORT set, each service answers /healthz and /readyz on its own port from there up.
     procs: dict[str, tuple[list[str], dict[str, str]]] = {
-        name: ([py, "-m", f"services.{name}"], {}) for name in DEFINITIONS
+        name: (
+            [py, "-m", f"services.{name}"],
+            {"HEALTH_PORT": str(settings.health_port + i)} if settings.health_port else {},
+        )
+        for i, name in enumerate(DEFINITIONS)
     }
     procs["gateway"] = (
         [
