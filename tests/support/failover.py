@@ -2,8 +2,9 @@
 
 It connects to the first realtime URL that answers; when the connection drops it moves on
 to the next URL (round robin, with back-off) and catches up with `GET /sync` from the
-cursor of the last event it applied. Events pushed while it catches up wait and are
-applied after, so it applies every change once and in order: nothing lost, nothing twice.
+cursor of the last event it applied; it catches up the same way when realtime says `resync`.
+Events pushed while it catches up wait and are applied after, so it applies every change once
+and in order: nothing lost, nothing twice.
 """
 
 from __future__ import annotations
@@ -94,7 +95,14 @@ class FailoverClient:
     # Events -------------------------------------------------------------------------------
 
     def _pushed(self, event: str, data: Any = None) -> None:
-        if not isinstance(data, dict):
+        if event == "resync":
+            # The realtime process lost events with its queue (the broker went away): catch up from
+            # the last applied cursor, as after a reconnect. Not from the event thread: it blocks.
+            with self._lock:
+                self._catching_up = True
+            threading.Thread(target=self._catch_up, daemon=True).start()
+            return
+        if not isinstance(data, dict) or "event_id" not in data:
             return
         with self._lock:
             if self._catching_up:
@@ -112,9 +120,19 @@ class FailoverClient:
         self.applied.append((event, data))
 
     def _catch_up(self) -> None:
-        """Everything since the last applied event, then whatever was pushed meanwhile."""
+        """Everything since the last applied event, then whatever was pushed meanwhile.
+
+        The API may be briefly unavailable (a fault being recovered from): keep trying, as a client does.
+        """
+        deadline = time.monotonic() + self.retry_for
         while True:
-            page = self._get("/sync", since=self.cursor)
+            try:
+                page = self._get("/sync", since=self.cursor)
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+                continue
             with self._lock:
                 for change in page["changes"]:
                     self._apply(change["event"], change)

@@ -125,3 +125,30 @@ def test_a_relay_with_rows_waiting_survives_a_broker_that_keeps_refusing_and_pub
     finally:
         relay.stop()
         consumer.stop()
+
+
+def test_a_database_that_is_away_answers_unavailable_not_internal(settings: Settings) -> None:
+    import sqlalchemy as sa
+
+    gone = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:1/none", connect_args={"connect_timeout": 2})
+
+    def read(caller: Any, params: dict[str, Any]) -> Any:
+        with gone.connect() as conn:
+            return conn.execute(text("SELECT 1")).scalar()
+
+    def bug(caller: Any, params: dict[str, Any]) -> Any:
+        raise KeyError("a bug")
+
+    server = RpcServer(settings, "dbaway", {"read": read, "bug": bug}, threads=1).start()
+    client = RpcClient(settings)
+    try:
+        with pytest.raises(AppError) as info:
+            client.call("dbaway", "read")
+        assert info.value.code == "unavailable" and info.value.status == 503
+        with pytest.raises(AppError) as info:
+            client.call("dbaway", "bug")
+        assert info.value.code == "internal"
+    finally:
+        client.close()
+        server.stop()
+        gone.dispose()
