@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 PYTEST  = $(PY) -m pytest
 
-.PHONY: install setup run test test-unit test-integration test-e2e bench lint clean
+.PHONY: install setup run test test-unit test-integration test-e2e test-faults bench lint clean
 
 install: $(STAMP)
 
@@ -22,7 +22,7 @@ run: install
 	$(PY) -m deploy.local run --realtime $${REALTIME_PROCESSES:-2}
 
 test: install
-	$(PYTEST) tests/unit tests/integration tests/e2e
+	$(PYTEST) tests/unit tests/integration tests/e2e tests/faults
 
 test-unit: install
 	$(PYTEST) tests/unit
@@ -32,6 +32,10 @@ test-integration: install
 
 test-e2e: install
 	$(PYTEST) tests/e2e
+
+# Broker, database and process faults under load, on a RabbitMQ node and a PostgreSQL cluster of their own.
+test-faults: install
+	$(PYTEST) tests/faults
 
 bench: install
 	$(PY) -m bench.latency

@@ -1,0 +1,1 @@
+"""Fault injection: real broker, database and processes hurt under a steady load."""
