@@ -104,7 +104,7 @@ class Rig:
                 mass_recipients_per_second=100.0,
             )
         )
-        granted = self.system.session(DISTRICT_ADMIN).post(
+        granted = self.session(DISTRICT_ADMIN).post(
             f"{self.system.api}/admin/privileges",
             json={"user_id": MASS_SENDER, "privilege": "mass_messaging"},
             timeout=15,
@@ -175,7 +175,7 @@ class Rig:
         )
         try:
             listener.start()
-            sent = self.sys.session(teacher).post(
+            sent = self.session(teacher).post(
                 f"{self.sys.api}/conversations",
                 json={"recipients": [{"type": "user", "id": student}], "body": f"probe {uuid.uuid4().hex}"},
                 timeout=10,
@@ -188,6 +188,12 @@ class Rig:
             return False
         finally:
             listener.close()
+
+    def session(self, user_id: str) -> requests.Session:
+        """An HTTP session as `user_id`, its token minted here: no call to the gateway a fault may be hurting."""
+        http = requests.Session()
+        http.headers["Authorization"] = f"Bearer {issue_token(self.settings, user_id)}"
+        return http
 
     def load(self, **kwargs: Any) -> Load:
         return Load(self.settings, self.sys.api, self.sys.realtime_urls, **kwargs)
@@ -308,8 +314,9 @@ def steady(seconds: float = STEADY_SECONDS) -> None:
 
 
 def wait_until_up(rig: Rig, queues: dict[str, int], *, old_gone: Callable[[], bool], timeout: float = 60.0) -> float:
-    """The moment every queue has its consumers again, after the old process's consumers went away."""
-    wait_for(old_gone, timeout=10)
+    """The moment every queue has its consumers again, once the killed process's consumers have left the broker."""
+    if not wait_for(old_gone, timeout=10):
+        raise AssertionError(f"the killed process's consumers stayed on {sorted(queues)}: the fault never began")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if all(rig.consumers(q) >= n for q, n in queues.items()):

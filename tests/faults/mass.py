@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
@@ -19,14 +19,14 @@ class MassJob:
     rig: Rig
     job: dict[str, Any]
     sender: Listener
-    problems: list[str] = field(default_factory=list)
+    waited_s: float | None = None  # how long `check` waited for the job to complete and its sender to hear
 
     @classmethod
     def queue(cls, rig: Rig, *, org_id: str, roles: list[str], body: str) -> MassJob:
         token = issue_token(rig.settings, MASS_SENDER)
         sender = Listener(rig.sys.realtime_urls, rig.sys.api, lambda: token, socketio_path=rig.settings.socketio_path)
         sender.start()
-        response = rig.sys.session(MASS_SENDER).post(
+        response = rig.session(MASS_SENDER).post(
             f"{rig.sys.api}/mass-messages", json={"org_id": org_id, "roles": roles, "body": body}, timeout=15
         )
         assert response.status_code == 202, response.text
@@ -37,7 +37,7 @@ class MassJob:
         return self.job["id"]
 
     def state(self) -> dict[str, Any]:
-        response = self.rig.sys.session(MASS_SENDER).get(f"{self.rig.sys.api}/mass-messages/{self.id}", timeout=15)
+        response = self.rig.session(MASS_SENDER).get(f"{self.rig.sys.api}/mass-messages/{self.id}", timeout=15)
         response.raise_for_status()
         return response.json()
 
@@ -73,6 +73,7 @@ class MassJob:
             if done.get("state") == "completed" and "completed" in self.pushed_states():
                 break
             time.sleep(0.3)
+        self.waited_s = round(timeout - (deadline - time.monotonic()), 2)
         problems = []
         if done.get("state") != "completed":
             problems.append(f"mass message {self.id} is {done.get('state')!r}, not completed, after {timeout}s: {done}")

@@ -83,7 +83,7 @@ class Witnesses:
     def gather(cls, rig: Rig) -> Witnesses:
         (report_teacher, reporter), (block_teacher, blocked) = teacher_student_pairs(PAIRS + 2)[PAIRS:]
         reported = start_conversation(rig, report_teacher, reporter)
-        offered = rig.sys.session(reporter).get(
+        offered = rig.session(reporter).get(
             f"{rig.sys.api}/reports/recipients", params={"message_id": reported["message"]["id"]}, timeout=15
         )
         assert offered.status_code == 200, offered.text
@@ -107,13 +107,13 @@ class Witnesses:
 
     def report_a_message(self) -> str:
         api = self.rig.sys.api
-        sent = self.rig.sys.session(self.reported_teacher).post(
+        sent = self.rig.session(self.reported_teacher).post(
             f"{api}/conversations/{self.reported_conversation}/messages",
             json={"body": f"to be reported {uuid.uuid4().hex[:6]}"},
             timeout=15,
         )
         assert sent.status_code == 201, sent.text
-        report = self.rig.sys.session(self.reporter).post(
+        report = self.rig.session(self.reporter).post(
             f"{api}/reports",
             json={"message_id": sent.json()["id"], "to_user_id": self.staff, "reason": "Fault drill"},
             timeout=15,
@@ -124,7 +124,7 @@ class Witnesses:
 
     def toggle_block(self) -> bool:
         """Block the student's messaging, or lift the block; True when it is now blocked."""
-        admin = self.rig.sys.session(DISTRICT_ADMIN)
+        admin = self.rig.session(DISTRICT_ADMIN)
         if self.block_id is None:
             made = admin.post(
                 f"{self.rig.sys.api}/admin/messaging-blocks", json={"user_id": self.blocked_student}, timeout=15
@@ -147,7 +147,7 @@ class Witnesses:
     def student_may_send(self) -> bool | None:
         """Whether the conversations service lets the blocked student send (None: it could not tell)."""
         try:
-            response = self.rig.sys.session(self.blocked_student).post(
+            response = self.rig.session(self.blocked_student).post(
                 f"{self.rig.sys.api}/conversations/{self.blocked_conversation}/messages",
                 json={"body": "can I still write?", "client_id": uuid.uuid4().hex},
                 timeout=5,
@@ -168,7 +168,7 @@ class Witnesses:
 
 
 def start_conversation(rig: Rig, teacher: str, student: str) -> dict[str, Any]:
-    response = rig.sys.session(teacher).post(
+    response = rig.session(teacher).post(
         f"{rig.sys.api}/conversations",
         json={"recipients": [{"type": "user", "id": student}], "body": "Hello"},
         timeout=15,

@@ -54,7 +54,8 @@ def test_killing_a_service_process_loses_nothing_and_sends_recover_within_two_se
     problems = job.check() if job else []
     if job:
         job.close()
-    rig.finish(f"kill {service}", report, problems, restarts=dict(rig.sys.stack.restarts))
+    extra = {"job_waited_s": job.waited_s} if job else {}
+    rig.finish(f"kill {service}", report, problems, restarts=dict(rig.sys.stack.restarts), **extra)
 
 
 def test_killing_a_gateway_worker_loses_nothing_and_sends_recover_within_two_seconds(rig: Rig, load: Load) -> None:
@@ -111,6 +112,6 @@ def test_killing_the_mass_message_worker_mid_job_loses_nothing_and_delivers_the_
         if partial["state"] != "running" or partial["delivered"] >= partial["audience"]:
             problems.append(f"the job was not in the middle of delivery when its worker died: {partial}")
         problems += job.check()
-        rig.finish("kill mass-worker-1", report, problems, job_when_killed=partial)
+        rig.finish("kill mass-worker-1", report, problems, job_when_killed=partial, job_waited_s=job.waited_s)
     finally:
         job.close()

@@ -89,6 +89,13 @@ class TcpProxy:
             pass
         finally:
             for s in (src, dst):
+                # shutdown, not only close: the other direction's thread is blocked in recv on one of
+                # these, and a bare close would neither wake it nor send the FIN, so the far end would
+                # keep a dead peer's connection (and its consumers) until something else broke it.
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
                 try:
                     s.close()
                 except OSError:
