@@ -12,6 +12,7 @@ import pytest
 
 from shared import supervise
 from shared.supervise import Loop, Supervisor, backoff_delay, keep_running, unavailable
+from tests.support.waiting import wait_for
 
 
 class Broken(Exception):
@@ -22,15 +23,6 @@ def _run_in_thread(target: Callable[[], None]) -> threading.Thread:
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
     return thread
-
-
-def _wait(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 def test_the_first_retry_is_at_once_and_young_outages_retry_at_most_a_second_apart() -> None:
@@ -86,7 +78,7 @@ def test_a_session_that_keeps_failing_never_ends_its_loop_and_is_retried_at_once
 
     with caplog.at_level(logging.WARNING, logger="shared.supervise"):
         thread = _run_in_thread(lambda: keep_running(loop, session, stop, supervisor=supervisor))
-        assert _wait(loop.ready.is_set)
+        assert wait_for(loop.ready.is_set)
         stop.set()
         thread.join(5)
     assert not thread.is_alive() and supervisor.fatal_reason is None
@@ -172,7 +164,7 @@ def test_a_loop_stopped_on_purpose_leaves_readiness() -> None:
         stop.wait()
 
     thread = _run_in_thread(lambda: keep_running(loop, session, stop, supervisor=supervisor))
-    assert _wait(supervisor.ready)
+    assert wait_for(supervisor.ready)
     stop.set()
     thread.join(5)
     assert supervisor.report()["loops"] == {} and supervisor.fatal_reason is None
@@ -203,7 +195,7 @@ def test_a_loop_that_stops_moving_is_fatal() -> None:
 
     thread = _run_in_thread(lambda: keep_running(loop, session, stop, supervisor=supervisor))
     try:
-        assert _wait(lambda: bool(reasons), timeout=5), "the watchdog saw nothing"
+        assert wait_for(lambda: bool(reasons), timeout=5), "the watchdog saw nothing"
         assert "stuck t" in reasons[0] and not supervisor.ready()
     finally:
         stop.set()
