@@ -222,9 +222,16 @@ class Rig:
 
     # The databases ------------------------------------------------------------------------------
 
-    def outbox_rows(self, service: str) -> int:
+    def outbox_rows(self, service: str, *, up_to: int | None = None) -> int:
+        """Rows waiting in the service's outbox (only those with ids up to `up_to`, when given)."""
         with transaction(self.settings.database_url(service)) as session:
-            return session.execute(text("SELECT count(*) FROM outbox")).scalar_one()
+            if up_to is None:
+                return session.execute(text("SELECT count(*) FROM outbox")).scalar_one()
+            return session.execute(text("SELECT count(*) FROM outbox WHERE id <= :n"), {"n": up_to}).scalar_one()
+
+    def outbox_newest(self, service: str) -> int:
+        with transaction(self.settings.database_url(service)) as session:
+            return session.execute(text("SELECT coalesce(max(id), 0) FROM outbox")).scalar_one()
 
     # Processes --------------------------------------------------------------------------------
 
@@ -243,8 +250,8 @@ class Rig:
         """Record the figures, check the system is ready and delivers again, and fail with every problem found."""
         if not wait_for(self.ready, timeout=10):
             problems.append("GET /readyz is not 200 after the fault")
-        if not self.fresh_send_delivered(timeout=15):
-            problems.append("a fresh message sent after the fault was not pushed to its recipient within 15 s")
+        if not self.fresh_send_delivered(timeout=10):
+            problems.append("a fresh message sent after the fault was not pushed to its recipient within 10 s")
         problems = report.problems(max_recovery=MAX_RECOVERY_SECONDS) + problems
         record(
             ARTIFACTS,
@@ -260,6 +267,20 @@ class Rig:
         )
         summary = {k: v for k, v in report.to_dict().items() if k != "details"}
         assert not problems, f"{name}: {problems}\n{summary}\ndetails: {report.details}\nlogs: {self.logs}"
+
+
+def insist(send: Callable[[], requests.Response], *, timeout: float = 20.0) -> requests.Response:
+    """What a real client does with a 5xx or a broken connection: try again (for up to `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            response = send()
+            if response.status_code < 500 or time.monotonic() > deadline:
+                return response
+        except requests.RequestException:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.3)
 
 
 def children_of(pid: int) -> list[int]:

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from shared.auth import issue_token
 from shared.db import transaction
-from tests.faults.conftest import MASS_SENDER, Rig
+from tests.faults.conftest import MASS_SENDER, Rig, insist
 from tests.support.load import Listener
 
 
@@ -26,9 +26,8 @@ class MassJob:
         token = issue_token(rig.settings, MASS_SENDER)
         sender = Listener(rig.sys.realtime_urls, rig.sys.api, lambda: token, socketio_path=rig.settings.socketio_path)
         sender.start()
-        response = rig.session(MASS_SENDER).post(
-            f"{rig.sys.api}/mass-messages", json={"org_id": org_id, "roles": roles, "body": body}, timeout=15
-        )
+        http, job = rig.session(MASS_SENDER), {"org_id": org_id, "roles": roles, "body": body}
+        response = insist(lambda: http.post(f"{rig.sys.api}/mass-messages", json=job, timeout=15))
         assert response.status_code == 202, response.text
         return cls(rig, response.json(), sender)
 

@@ -2,7 +2,8 @@
 
 Ten teacher–student 1:1 pairs (`bench.latency.teacher_student_pairs`, so no rule refuses them).
 Each teacher is a thread sending `POST /conversations/{id}/messages {body, client_id}` at a
-fixed pace (2.5 a second each, 25 a second in all), one message at a time as a person types,
+fixed pace (2.5 a second each, 25 a second in all), one message at a time as a person types
+(every fourth as `POST /conversations {recipients, body, client_id}`, which the directory vets),
 each with a unique client_id and body. On anything but a 2xx or a final 4xx (a 5xx, a timeout,
 a refused or reset connection, 408 or 429) it sends the SAME client_id again after a short
 pause, as a real client does, until the message is acknowledged. Each student listens with a
@@ -13,9 +14,11 @@ What a `Report` counts, per fault:
 - acknowledged: sends that got a 2xx (its message id);
 - lost: acknowledged but not stored (the conversation read back over HTTP, every page);
 - twice: stored messages of this load whose client_id or body another stored message shares;
-- not_received: acknowledged but never applied by the student (push or /sync) within the drain wait;
+- not_received: acknowledged but never applied by the student (push or /sync) within the drain wait
+  (up to 20 s after the load stopped, 5 s or more after the fault; it ends early once nothing more
+  has arrived for 10 s);
 - refused: sends answered with a final 4xx (a fault must not turn a good send into a refusal);
-- unacknowledged: sends still unanswered when the load gave up on them (60 s after it stopped);
+- unacknowledged: sends still unanswered when the load gave up on them (15 s after it stopped);
 - recovery_s: seconds from the end of the fault until sends are fast again. An attempt is bad
   when it fails or takes more than 1 s; the system is recovered at the start of the first good
   attempt begun after the last bad attempt begun after the fault ended (or, when none was bad,
@@ -51,9 +54,12 @@ log = logging.getLogger(__name__)
 
 PAIRS = 10
 PER_SENDER_PER_SECOND = 2.5
+# Every fourth message goes as `POST /conversations` to the student (it lands in their 1:1), which asks
+# the directory whether they may talk: so the directory is on the path of the load as well.
+CREATE_EVERY = 4
 REQUEST_TIMEOUT = 5.0
 RETRY_PAUSE = 0.2
-GIVE_UP_AFTER_STOP = 60.0
+GIVE_UP_AFTER_STOP = 15.0
 SLOW_ATTEMPT = 1.0
 RETRYABLE_4XX = {408, 429}
 
@@ -230,7 +236,6 @@ class Load:
     def _sender(self, pair: Pair, offset: float) -> None:
         http = requests.Session()
         http.headers["Authorization"] = f"Bearer {self.token(pair.teacher)}"
-        url = f"{self.api}/conversations/{pair.conversation_id}/messages"
         next_at = self.started_at + offset
         n = 0
         while not self._stop.is_set():
@@ -238,16 +243,20 @@ class Load:
             if pause > 0 and self._stop.wait(pause):
                 break
             n += 1
-            client_id = f"{self.tag}-{pair.teacher}-{n}-{uuid.uuid4().hex[:6]}"
+            create = n % CREATE_EVERY == 0
+            client_id = f"{self.tag}-{pair.teacher}-{n}-{uuid.uuid4().hex[:6]}" + ("c" if create else "m")
             send = Send(client_id, f"fault load {client_id}", pair.conversation_id, pair.teacher, pair.student)
             with self._lock:
                 self.sends.append(send)
-            self._deliver(http, url, send)
+            self._deliver(http, send, create=create)
             # A sender that fell behind (its message took long) goes on at the pace, without a burst.
             next_at = max(next_at + self.interval, time.monotonic())
 
-    def _deliver(self, http: requests.Session, url: str, send: Send) -> None:
-        payload = {"body": send.body, "client_id": send.client_id}
+    def _deliver(self, http: requests.Session, send: Send, *, create: bool) -> None:
+        payload: dict[str, Any] = {"body": send.body, "client_id": send.client_id}
+        url = f"{self.api}/conversations/{send.conversation_id}/messages"
+        if create:
+            url, payload["recipients"] = f"{self.api}/conversations", [{"type": "user", "id": send.recipient}]
         send.first_attempt = time.monotonic()
         while not self._give_up.is_set():
             started = time.monotonic()
@@ -259,7 +268,11 @@ class Load:
             ended = time.monotonic()
             send.attempts.append(Attempt(started, ended, outcome))
             if response is not None and 200 <= response.status_code < 300:
-                send.message_id = response.json()["id"]
+                answer = response.json()
+                send.message_id = answer["message"]["id"] if create else answer["id"]
+                if create and answer["conversation"]["id"] != send.conversation_id:
+                    # Not the pair's 1:1 after all: read it back from where it went.
+                    send.conversation_id = answer["conversation"]["id"]
                 send.acked_at = ended
                 return
             if response is not None and 400 <= response.status_code < 500 and response.status_code not in RETRYABLE_4XX:
@@ -270,7 +283,7 @@ class Load:
                 return
 
     def stop(self) -> None:
-        """Stop sending new messages; those in hand are retried until acknowledged (or 60 s pass)."""
+        """Stop sending new messages; those in hand are retried until acknowledged (or 15 s pass)."""
         self._stop.set()
         self.stopped_at = time.monotonic()
         deadline = time.monotonic() + GIVE_UP_AFTER_STOP
@@ -300,36 +313,42 @@ class Load:
         received = {p.student: set(p.listener.message_ids()) for p in self.pairs}
         return [s for s in self.acknowledged() if s.message_id not in received[s.recipient]]
 
-    def drain(self, timeout: float = 30.0) -> float:
-        """Wait until every acknowledged message reached its student (or `timeout`); the seconds waited."""
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if not self.not_received():
-                break
+    def drain(self, timeout: float = 20.0, *, stalled: float = 10.0) -> float:
+        """Wait until every acknowledged message reached its student: at most `timeout`, and no longer than
+        `stalled` once nothing more arrives (what a dead relay holds never comes). The seconds waited."""
+        started = last_progress = time.monotonic()
+        missing = len(self.not_received())
+        while missing and time.monotonic() - started < timeout and time.monotonic() - last_progress < stalled:
             time.sleep(0.2)
+            now_missing = len(self.not_received())
+            if now_missing < missing:
+                missing, last_progress = now_missing, time.monotonic()
         return time.monotonic() - started
 
     def stored(self) -> dict[str, list[dict[str, Any]]]:
-        """Each pair's conversation as stored, read back over HTTP page by page (newest first), down to
-        where this load began."""
+        """Each conversation the load sent into, as stored, read back over HTTP page by page (newest first),
+        down to where this load began."""
         out: dict[str, list[dict[str, Any]]] = {}
-        for pair in self.pairs:
+        with self._lock:
+            elsewhere = {s.conversation_id: s.recipient for s in self.sends}
+        readers = {p.conversation_id: (p.student, p.start_seq) for p in self.pairs}
+        for cid, student in elsewhere.items():
+            readers.setdefault(cid, (student, 0))
+        for cid, (student, start_seq) in readers.items():
             http = requests.Session()
-            http.headers["Authorization"] = f"Bearer {self.token(pair.student)}"
+            http.headers["Authorization"] = f"Bearer {self.token(student)}"
             items: list[dict[str, Any]] = []
             cursor: str | None = None
             while True:
                 params: dict[str, Any] = {"limit": 100, **({"cursor": cursor} if cursor else {})}
-                response = http.get(
-                    f"{self.api}/conversations/{pair.conversation_id}/messages", params=params, timeout=15
-                )
+                response = http.get(f"{self.api}/conversations/{cid}/messages", params=params, timeout=15)
                 response.raise_for_status()
                 page = response.json()
                 items += page["items"]
                 cursor = page.get("next_cursor")
-                if not cursor or any(item["seq"] <= pair.start_seq for item in page["items"]):
+                if not cursor or any(item["seq"] <= start_seq for item in page["items"]):
                     break
-            out[pair.conversation_id] = [i for i in items if i["seq"] > pair.start_seq]
+            out[cid] = [i for i in items if i["seq"] > start_seq]
         return out
 
     def report(self, fault: str, fault_windows: list[tuple[float, float]], *, drain_timeout: float = 30.0) -> Report:
@@ -354,7 +373,9 @@ class Load:
         twice += sum(n - 1 for body, n in by_body.items() if body.startswith("fault load ") and n > 1)
         lost = [s for s in acked if s.message_id not in stored_ids]
         not_received = self.not_received()
-        recoveries = [self._recovery(sends, end) for _, end in fault_windows]
+        # Each fault's recovery is judged until the next fault begins (or the load stopped).
+        nexts = [start for start, _ in fault_windows[1:]] + [self.stopped_at or time.monotonic()]
+        recoveries = [self._recovery(sends, end, until) for (_, end), until in zip(fault_windows, nexts, strict=True)]
         recovery = None if any(r is None for r in recoveries) else max(recoveries, default=0.0)
         first_fault = min((start for start, _ in fault_windows), default=self.started_at)
         latencies = [s.latency for s in acked if s.first_attempt >= first_fault - 0.5 and s.latency is not None]
@@ -391,11 +412,17 @@ class Load:
                     [round(a - self.started_at, 2), round(b - self.started_at, 2)] for a, b in fault_windows
                 ],
                 "reconnects": {p.student: len(p.listener.connected_to) for p in self.pairs},
+                "via_create": sum(1 for s in sends if s.client_id.endswith("c")),
+                "sent_outside_the_pairs_conversation": sum(
+                    1 for s in sends if s.conversation_id not in {p.conversation_id for p in self.pairs}
+                ),
             },
         )
 
-    def _recovery(self, sends: list[Send], fault_end: float) -> float | None:
-        attempts = sorted((a for s in sends for a in s.attempts if a.started >= fault_end), key=lambda a: a.started)
+    def _recovery(self, sends: list[Send], fault_end: float, until: float) -> float | None:
+        attempts = sorted(
+            (a for s in sends for a in s.attempts if fault_end <= a.started < until), key=lambda a: a.started
+        )
         bad = [a for a in attempts if a.bad]
         # Recovered at the first good attempt begun after the last bad one: no sooner can anyone tell.
         after = bad[-1].started if bad else fault_end
