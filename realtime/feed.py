@@ -16,10 +16,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from kombu import Connection
-
 from realtime.routing import Delivery, client_bindings, deliveries
-from shared.bus import ConsumerSpec, EventConsumer, connect_once
+from shared.bus import ConsumerSpec, EventConsumer, broker_connection, connect_once
 from shared.config import Settings
 from shared.cursor import Cursors, encode_sync
 from shared.events import Envelope
@@ -137,7 +135,7 @@ class Feed:
 
     def _delete_queues(self) -> None:
         try:
-            with Connection(self.settings.amqp_url, connect_timeout=2) as conn:
+            with broker_connection(self.settings.amqp_url) as conn:
                 connect_once(conn)
                 channel = conn.channel()
                 channel.queue_delete(self.queue)

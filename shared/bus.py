@@ -31,6 +31,23 @@ ATTEMPTS_HEADER = "x-attempts"
 CONNECT_TIMEOUT = 2.0
 # How long a consumer waits for messages before it looks after itself (heartbeats, idle work, stopping).
 DRAIN_SECONDS = 1.0
+# Seconds a socket read or write with no deadline of its own may block (the handshake, a declare's answer).
+IO_TIMEOUT = 5.0
+
+
+def broker_connection(url: str, *, heartbeat: int = 0, io_timeout: float = IO_TIMEOUT) -> Connection:
+    """A (lazy) connection whose connect and every blocking socket operation give up after a bound.
+
+    Without `io_timeout`, a broker that accepts the TCP connection but sends nothing (a network
+    black hole, a half-dead proxy) would hold the AMQP handshake, and whoever waits on it, until
+    the network heals. Reads that pass a timeout of their own (draining, confirms) keep theirs.
+    """
+    return Connection(
+        url,
+        heartbeat=heartbeat,
+        connect_timeout=CONNECT_TIMEOUT,
+        transport_options={"read_timeout": io_timeout, "write_timeout": io_timeout},
+    )
 
 
 def connect_once(conn: Connection) -> Connection:
@@ -110,7 +127,7 @@ class ConfirmingPublisher:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.conn = Connection(settings.amqp_url, heartbeat=0, connect_timeout=CONNECT_TIMEOUT)
+        self.conn = broker_connection(settings.amqp_url)
         self._channel: amqp.Channel | None = None
         self._last_tag = 0
         self._pending: set[int] = set()
@@ -186,7 +203,7 @@ class ConfirmingPublisher:
             self.conn.release()
         except Exception:  # noqa: BLE001  (the connection is already broken; nothing to save)
             pass
-        self.conn = Connection(self.settings.amqp_url, heartbeat=0, connect_timeout=CONNECT_TIMEOUT)
+        self.conn = broker_connection(self.settings.amqp_url)
 
     def close(self) -> None:
         self.reset()
@@ -257,7 +274,7 @@ class QueueConsumer:
 
     def _session(self) -> None:
         try:
-            with Connection(self.settings.amqp_url, heartbeat=self.heartbeat, connect_timeout=CONNECT_TIMEOUT) as conn:
+            with broker_connection(self.settings.amqp_url, heartbeat=self.heartbeat) as conn:
                 connect_once(conn)
                 channel = conn.channel()
                 with contextlib.ExitStack() as consuming:

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import amqp
-from kombu import Connection, Consumer, Producer, Queue
+from kombu import Consumer, Producer, Queue
 from kombu.exceptions import OperationalError
 
-from shared.bus import CONNECT_TIMEOUT, QueueConsumer, connect_once
+from shared.bus import CONNECT_TIMEOUT, QueueConsumer, broker_connection, connect_once
 from shared.config import Settings
 from shared.errors import AppError
 from shared.supervise import start_thread, unavailable
@@ -152,7 +152,7 @@ class _ReplyChannel:
     """A connection with a consumer on direct reply-to, used by one thread at a time."""
 
     def __init__(self, settings: Settings) -> None:
-        self.conn = Connection(settings.amqp_url, heartbeat=0, connect_timeout=CONNECT_TIMEOUT)
+        self.conn = broker_connection(settings.amqp_url, io_timeout=CONNECT_TIMEOUT)
         # One attempt, no hidden retries: a request waiting seconds for a broker that is away holds
         # a gateway worker for nothing; its caller is told to retry instead.
         connect_once(self.conn)
@@ -205,13 +205,47 @@ class RpcClient:
     # After a failed connect, calls fail at once for this long instead of each trying (and, where the
     # broker's host does not answer at all, waiting CONNECT_TIMEOUT) again.
     BROKER_AWAY_SECONDS = 0.25
+    # How long the probe waits for the broker's handshake, and between its attempts.
+    PROBE_TIMEOUT = 1.0
+    PROBE_PAUSE = 0.2
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._pool: queue.LifoQueue[_ReplyChannel] = queue.LifoQueue()
         self._away_until = 0.0
+        self._lock = threading.Lock()
+        # Set while a call went unanswered and a probe has not yet seen the broker answer.
+        self._broker_silent = threading.Event()
+
+    def _unanswered(self) -> None:
+        """A call got no answer in time: a slow service, or a broker that has gone silent (a network
+        black hole). Until a fresh connection proves the broker answers, calls fail at once rather
+        than each holding its worker for a whole deadline; a slow service is told apart within the
+        probe's first round trip (milliseconds)."""
+        with self._lock:
+            if self._broker_silent.is_set():
+                return
+            self._broker_silent.set()
+        start_thread(self._probe, "rpc-broker-probe")
+
+    def _probe(self) -> None:
+        while True:
+            conn = broker_connection(self.settings.amqp_url, io_timeout=self.PROBE_TIMEOUT)
+            try:
+                connect_once(conn)
+                break
+            except Exception:  # noqa: BLE001  (still silent; try again shortly)
+                time.sleep(self.PROBE_PAUSE)
+            finally:
+                try:
+                    conn.release()
+                except Exception:  # noqa: BLE001  (closing a failed connection; nothing to save)
+                    pass
+        self._broker_silent.clear()
 
     def _take(self) -> _ReplyChannel:
+        if self._broker_silent.is_set():
+            raise OperationalError("the broker has not answered since a call timed out")
         while True:
             try:
                 channel = self._pool.get_nowait()
@@ -281,6 +315,7 @@ class RpcClient:
                 reply = rc.replies.pop(correlation_id)
                 rc.waiting = None
         except TimeoutError:
+            self._unanswered()
             raise AppError(
                 "unavailable", "The service did not answer in time. Try again.", {"service": service}
             ) from None
