@@ -14,6 +14,7 @@ Measured on the 2-core CI machine: a first start ~4.8 s to AMQP, a start on exis
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
 import shutil
@@ -53,6 +54,8 @@ class RabbitNode:
         self.start_seconds: list[float] = []
         self.stop_seconds: list[float] = []
         self._prepare()
+        # A session that dies before its fixtures' finalizers run must not leave a broker behind.
+        atexit.register(self.delete)
 
     def _prepare(self) -> None:
         (self.dir / "log").mkdir(parents=True, exist_ok=True)
