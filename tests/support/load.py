@@ -18,6 +18,8 @@ What a `Report` counts, per fault:
   (up to 20 s after the load stopped, 5 s or more after the fault; it ends early once nothing more
   has arrived for 10 s);
 - refused: sends answered with a final 4xx (a fault must not turn a good send into a refusal);
+- internal_errors: attempts answered 500 ("something went wrong"): a service that is down or
+  restarting is "unavailable, try again" (503), which clients know to retry; a 500 says a bug;
 - unacknowledged: sends still unanswered when the load gave up on them (15 s after it stopped);
 - recovery_s: seconds from the end of the fault until sends are fast again. An attempt is bad
   when it fails or takes more than 1 s; the system is recovered at the start of the first good
@@ -102,6 +104,7 @@ class Attempt:
     started: float
     ended: float
     outcome: str  # the HTTP status, or the exception's name
+    detail: str = ""  # the start of the answer, when it was not a 2xx
 
     @property
     def ok(self) -> bool:
@@ -148,6 +151,7 @@ class Report:
     not_received: int
     refused: int
     unacknowledged: int
+    internal_errors: int  # answers 500: "something went wrong" where the truth is "unavailable, try again" (503)
     recovery_s: float | None
     max_latency_s: float | None
     sends: int
@@ -158,7 +162,7 @@ class Report:
 
     def problems(self, *, max_recovery: float = 2.0) -> list[str]:
         found = []
-        for name in ("lost", "twice", "not_received", "refused", "unacknowledged"):
+        for name in ("lost", "twice", "not_received", "refused", "unacknowledged", "internal_errors"):
             if getattr(self, name):
                 found.append(f"{name}={getattr(self, name)}")
         if self.acknowledged == 0:
@@ -266,7 +270,8 @@ class Load:
             except requests.RequestException as exc:
                 response, outcome = None, type(exc).__name__
             ended = time.monotonic()
-            send.attempts.append(Attempt(started, ended, outcome))
+            detail = response.text[:200] if response is not None and response.status_code >= 300 else ""
+            send.attempts.append(Attempt(started, ended, outcome, detail))
             if response is not None and 200 <= response.status_code < 300:
                 answer = response.json()
                 send.message_id = answer["message"]["id"] if create else answer["id"]
@@ -387,6 +392,7 @@ class Load:
             not_received=len(not_received),
             refused=sum(1 for s in sends if s.refused is not None),
             unacknowledged=sum(1 for s in sends if s.message_id is None and s.refused is None),
+            internal_errors=sum(1 for s in sends for a in s.attempts if a.outcome == "500"),
             recovery_s=None if recovery is None else round(recovery, 3),
             max_latency_s=round(max(latencies), 3) if latencies else None,
             sends=len(sends),
@@ -398,6 +404,7 @@ class Load:
                 "drain_waited_s": round(drained, 2),
                 "outcomes": self._outcomes(sends),
                 "lost_examples": [s.client_id for s in lost[:5]],
+                "error_examples": sorted({a.detail for s in sends for a in s.attempts if a.detail})[:5],
                 "not_received_examples": [
                     {
                         "client_id": s.client_id,
