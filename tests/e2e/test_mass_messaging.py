@@ -12,12 +12,11 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import text
 
 from shared.config import Settings
-from shared.db import transaction
 from tests.e2e.conftest import System, running_system
 from tests.support.inbox import Inbox
+from tests.support.mass import deliveries
 from tests.support.waiting import wait_for
 
 ADMIN, DISTRICT_ADMIN, TEACHER, STUDENT = "user-a-002", "user-a-000", "user-t-001", "user-s-0001"
@@ -49,19 +48,6 @@ def queue(system: System, **params: Any) -> dict[str, Any]:
     response = system.session(ADMIN).post(f"{system.api}/mass-messages", json=body, timeout=15)
     assert response.status_code == 202, response.text
     return response.json()
-
-
-def deliveries(system: System, conversation_id: str) -> tuple[int, int, int]:
-    """(participant rows, distinct recipients, messages) of a job's conversation."""
-    with transaction(system.settings.database_url("conversations")) as session:
-        people = session.execute(
-            text("SELECT count(*), count(DISTINCT user_id) FROM participants WHERE conversation_id = :c"),
-            {"c": conversation_id},
-        ).one()
-        messages = session.execute(
-            text("SELECT count(*) FROM messages WHERE conversation_id = :c"), {"c": conversation_id}
-        ).scalar_one()
-    return people[0], people[1], messages
 
 
 def test_a_mass_message_is_queued_at_once_delivered_with_progress_and_cannot_be_answered(system: System) -> None:
@@ -107,7 +93,7 @@ def test_a_worker_killed_in_the_middle_of_a_job_loses_and_repeats_nothing(system
     assert wait_for(lambda: job(system, queued["id"])["state"] == "completed", timeout=120), job(system, queued["id"])
     done = job(system, queued["id"])
     assert done["delivered"] + done["skipped"] == done["audience"] and done["failed"] == 0
-    rows, people, messages = deliveries(system, done["conversation_id"])
+    rows, people, messages = deliveries(system.settings, done["conversation_id"])
     assert rows == people == done["delivered"] and messages == 1
     # A recipient sees the job's conversation once.
     mine = system.session(STUDENT).get(f"{system.api}/conversations", params={"limit": 100}, timeout=15).json()
@@ -122,7 +108,7 @@ def test_cancelling_a_running_job_stops_what_is_not_delivered(system: System) ->
     time.sleep(2)
     done = job(system, queued["id"])
     assert done["state"] == "cancelled" and done["delivered"] < done["audience"]
-    rows, people, _ = deliveries(system, done["conversation_id"])
+    rows, people, _ = deliveries(system.settings, done["conversation_id"])
     assert rows == people == done["delivered"]
 
 

@@ -6,12 +6,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
-
 from shared.auth import issue_token
-from shared.db import transaction
 from tests.faults.conftest import MASS_SENDER, Rig, insist
 from tests.support.load import Listener
+from tests.support.mass import deliveries
 
 
 @dataclass
@@ -48,18 +46,6 @@ class MassJob:
                 if name == "mass_message.progress" and data["job"]["id"] == self.id
             ]
 
-    def deliveries(self, conversation_id: str) -> tuple[int, int, int]:
-        """(participant rows, distinct recipients, messages) of the job's conversation."""
-        with transaction(self.rig.settings.database_url("conversations")) as session:
-            people = session.execute(
-                text("SELECT count(*), count(DISTINCT user_id) FROM participants WHERE conversation_id = :c"),
-                {"c": conversation_id},
-            ).one()
-            messages = session.execute(
-                text("SELECT count(*) FROM messages WHERE conversation_id = :c"), {"c": conversation_id}
-            ).scalar_one()
-        return people[0], people[1], messages
-
     def check(self, timeout: float = 60.0) -> list[str]:
         """Completed, each recipient once, and the sender told so by push or /sync; what is wrong, if anything."""
         deadline = time.monotonic() + timeout
@@ -79,7 +65,7 @@ class MassJob:
         elif done["delivered"] + done["skipped"] != done["audience"] or done["failed"]:
             problems.append(f"mass message {self.id} counts do not add up: {done}")
         else:
-            rows, people, messages = self.deliveries(done["conversation_id"])
+            rows, people, messages = deliveries(self.rig.settings, done["conversation_id"])
             if not rows == people == done["delivered"] or messages != 1:
                 problems.append(
                     f"mass message {self.id}: {rows} participant rows, {people} people, {messages} messages "
