@@ -401,6 +401,10 @@ class Load:
             fault_s=round(sum(end - start for start, end in fault_windows), 3),
             details={
                 "recovery_s_each": [None if r is None else round(r, 3) for r in recoveries],
+                # The last bad attempts after each fault ended: (seconds after its end, seconds taken, outcome).
+                "last_bad_after_each": [
+                    self._last_bad(sends, end, until) for (_, end), until in zip(fault_windows, nexts, strict=True)
+                ],
                 "drain_waited_s": round(drained, 2),
                 "outcomes": self._outcomes(sends),
                 "lost_examples": [s.client_id for s in lost[:5]],
@@ -425,6 +429,13 @@ class Load:
                 ),
             },
         )
+
+    @staticmethod
+    def _last_bad(sends: list[Send], fault_end: float, until: float, count: int = 3) -> list[tuple[float, float, str]]:
+        bad = sorted(
+            (a for s in sends for a in s.attempts if fault_end <= a.started < until and a.bad), key=lambda a: a.started
+        )
+        return [(round(a.started - fault_end, 3), round(a.ended - a.started, 3), a.outcome) for a in bad[-count:]]
 
     def _recovery(self, sends: list[Send], fault_end: float, until: float) -> float | None:
         attempts = sorted(
