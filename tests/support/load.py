@@ -23,7 +23,8 @@ What a `Report` counts, per fault:
 - unacknowledged: sends still unanswered when the load gave up on them (15 s after it stopped);
 - recovery_s: seconds from the end of the fault until sends are fast again. An attempt is bad
   when it fails or takes more than 1 s; the system is recovered at the start of the first good
-  attempt begun after the last bad attempt begun after the fault ended (or, when none was bad,
+  attempt begun after the last bad attempt begun after the fault ended (attempts still in flight
+  when the next fault began are that fault's, not this one's recovery) (or, when none was bad,
   the first attempt begun after the end). From then on every send completes on its first
   attempt within 1 s. An attempt begun during the fault is the fault's, not the recovery's,
   however long it hangs; but recovery is only seen at a good attempt, so while every sender
@@ -430,17 +431,23 @@ class Load:
             },
         )
 
-    @staticmethod
-    def _last_bad(sends: list[Send], fault_end: float, until: float, count: int = 3) -> list[tuple[float, float, str]]:
-        bad = sorted(
-            (a for s in sends for a in s.attempts if fault_end <= a.started < until and a.bad), key=lambda a: a.started
-        )
+    def _last_bad(
+        self, sends: list[Send], fault_end: float, until: float, count: int = 3
+    ) -> list[tuple[float, float, str]]:
+        bad = [a for a in self._judged(sends, fault_end, until) if a.bad]
         return [(round(a.started - fault_end, 3), round(a.ended - a.started, 3), a.outcome) for a in bad[-count:]]
 
-    def _recovery(self, sends: list[Send], fault_end: float, until: float) -> float | None:
-        attempts = sorted(
-            (a for s in sends for a in s.attempts if fault_end <= a.started < until), key=lambda a: a.started
+    @staticmethod
+    def _judged(sends: list[Send], fault_end: float, until: float) -> list[Attempt]:
+        """The attempts that tell about recovery from a fault: begun after it ended, and over before the
+        next fault began (one still in flight then may have been hit by that one: it is not this one's)."""
+        return sorted(
+            (a for s in sends for a in s.attempts if fault_end <= a.started and a.ended < until),
+            key=lambda a: a.started,
         )
+
+    def _recovery(self, sends: list[Send], fault_end: float, until: float) -> float | None:
+        attempts = self._judged(sends, fault_end, until)
         bad = [a for a in attempts if a.bad]
         # Recovered at the first good attempt begun after the last bad one: no sooner can anyone tell.
         after = bad[-1].started if bad else fault_end

@@ -3,6 +3,7 @@ it starts without one and serves once it comes, and a loop that cannot go on end
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -25,9 +26,12 @@ from tests.support.waiting import free_port, wait_for
 
 @pytest.fixture
 def sync_db(settings: Settings) -> Iterator[Settings]:
-    migrate(settings.database_url("sync"), sync.MIGRATIONS)
-    yield settings
-    drop_database(settings.database_url("sync"))
+    """A sync database of this test's own (the run's is shared by the sync tests)."""
+    url = f"{settings.database_url('sync')}_{settings.namespace.rsplit('-', 1)[-1]}"
+    own = dataclasses.replace(settings, database_urls={**settings.database_urls, "sync": url})
+    migrate(url, sync.MIGRATIONS)
+    yield own
+    drop_database(url)
 
 
 def _start(settings: Settings, log: Path, **env: str) -> subprocess.Popen[bytes]:
