@@ -21,6 +21,7 @@ from gateway.routes import (
     system,
     web_client,
 )
+from gateway.web import RETRY_AFTER
 from shared.auth import bearer, verify_token
 from shared.config import Settings
 from shared.errors import AppError
@@ -42,16 +43,11 @@ BLUEPRINTS = (
 )
 
 
-# Seconds a client is told to wait before retrying a 503: the services come back within about a
-# second of the broker or the database (shared.supervise), and a retry is safe with a `client_id`.
-RETRY_AFTER_SECONDS = 1
-
-
 def error_response(exc: AppError) -> Response:
     response = jsonify({"error": exc.to_dict()})
     response.status_code = exc.status
     if exc.status == 503:
-        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        response.headers["Retry-After"] = RETRY_AFTER
     return response
 
 

@@ -14,6 +14,10 @@ from shared.config import Settings
 from shared.errors import AppError
 from shared.rpc import RpcClient
 
+# What a 503 tells a client to wait before retrying (seconds): the services come back within about a
+# second of the broker or the database (shared.supervise), and a retry is safe with a `client_id`.
+RETRY_AFTER = "1"
+
 M = TypeVar("M", bound=BaseModel)
 F = TypeVar("F", bound=Callable[..., Any])
 

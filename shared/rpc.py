@@ -202,9 +202,6 @@ class _ReplyChannel:
 class RpcClient:
     """Thread-safe RPC client: a pool of reply channels, a deadline on every call."""
 
-    # After a failed connect, calls fail at once for this long instead of each trying (and, where the
-    # broker's host does not answer at all, waiting CONNECT_TIMEOUT) again.
-    BROKER_AWAY_SECONDS = 0.25
     # How long the probe waits for the broker's handshake, and between its attempts.
     PROBE_TIMEOUT = 1.0
     PROBE_PAUSE = 0.2
@@ -212,20 +209,19 @@ class RpcClient:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._pool: queue.LifoQueue[_ReplyChannel] = queue.LifoQueue()
-        self._away_until = 0.0
         self._lock = threading.Lock()
-        # Set while a call went unanswered and a probe has not yet seen the broker answer.
-        self._broker_silent = threading.Event()
+        # Set from a failed connect or an unanswered call until a probe sees the broker answer.
+        self._broker_away = threading.Event()
 
-    def _unanswered(self) -> None:
-        """A call got no answer in time: a slow service, or a broker that has gone silent (a network
-        black hole). Until a fresh connection proves the broker answers, calls fail at once rather
-        than each holding its worker for a whole deadline; a slow service is told apart within the
-        probe's first round trip (milliseconds)."""
+    def _suspect_broker(self) -> None:
+        """A connect failed, or a call got no answer in time (a slow service, or a broker gone silent
+        behind a network black hole). Until a fresh connection proves the broker answers, calls fail
+        at once rather than each trying again (or holding its worker for a whole deadline); a broker
+        that is fine is told apart within the probe's first handshake (milliseconds)."""
         with self._lock:
-            if self._broker_silent.is_set():
+            if self._broker_away.is_set():
                 return
-            self._broker_silent.set()
+            self._broker_away.set()
         start_thread(self._probe, "rpc-broker-probe")
 
     def _probe(self) -> None:
@@ -234,18 +230,18 @@ class RpcClient:
             try:
                 connect_once(conn)
                 break
-            except Exception:  # noqa: BLE001  (still silent; try again shortly)
+            except Exception:  # noqa: BLE001  (still away; try again shortly)
                 time.sleep(self.PROBE_PAUSE)
             finally:
                 try:
                     conn.release()
                 except Exception:  # noqa: BLE001  (closing a failed connection; nothing to save)
                     pass
-        self._broker_silent.clear()
+        self._broker_away.clear()
 
     def _take(self) -> _ReplyChannel:
-        if self._broker_silent.is_set():
-            raise OperationalError("the broker has not answered since a call timed out")
+        if self._broker_away.is_set():
+            raise OperationalError("the broker has not answered lately")
         while True:
             try:
                 channel = self._pool.get_nowait()
@@ -254,12 +250,10 @@ class RpcClient:
             if channel.alive():
                 return channel
             channel.close()
-        if time.monotonic() < self._away_until:
-            raise OperationalError("the broker was unreachable a moment ago")
         try:
             return _ReplyChannel(self.settings)
         except Exception:
-            self._away_until = time.monotonic() + self.BROKER_AWAY_SECONDS
+            self._suspect_broker()
             raise
 
     @contextmanager
@@ -315,7 +309,7 @@ class RpcClient:
                 reply = rc.replies.pop(correlation_id)
                 rc.waiting = None
         except TimeoutError:
-            self._unanswered()
+            self._suspect_broker()
             raise AppError(
                 "unavailable", "The service did not answer in time. Try again.", {"service": service}
             ) from None

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway import openapi, schemas
-from gateway.web import public, rpc, settings, takes
+from gateway.web import RETRY_AFTER, public, rpc, settings, takes
 from shared.auth import issue_token
 from shared.errors import AppError
 
@@ -33,7 +33,7 @@ def readyz() -> Any:
         except AppError as exc:
             checks[service] = exc.code
     ready = all(v == "ok" for v in checks.values())
-    headers = {} if ready else {"Retry-After": "1"}
+    headers = {} if ready else {"Retry-After": RETRY_AFTER}
     return {"status": "ready" if ready else "unavailable", "checks": checks}, 200 if ready else 503, headers
 
 
