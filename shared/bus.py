@@ -235,19 +235,15 @@ class QueueConsumer:
 
     heartbeat = 30
 
-    def __init__(self, settings: Settings, name: str, *, stall_seconds: float | None = None) -> None:
+    def __init__(self, settings: Settings, name: str) -> None:
         self.settings = settings
-        self.loop = Loop(name, stall_seconds=stall_seconds or settings.loop_stall_seconds)
+        self.loop = Loop(name, stall_seconds=settings.loop_stall_seconds)
         self._stop = threading.Event()
 
     @property
     def ready(self) -> threading.Event:
         """Set while consuming."""
         return self.loop.ready
-
-    @property
-    def should_stop(self) -> bool:
-        return self._stop.is_set()
 
     def stop(self) -> None:
         self._stop.set()

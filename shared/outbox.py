@@ -133,7 +133,6 @@ class OutboxRelay:
         self.loop = Loop(f"outbox relay {service}", stall_seconds=settings.loop_stall_seconds)
         self._stop = threading.Event()
         self.lock_key = zlib.crc32(f"outbox-relay:{service}".encode())
-        self.active = False  # holds the lock (else a standby)
 
     @property
     def ready(self) -> threading.Event:
@@ -154,7 +153,6 @@ class OutboxRelay:
         Any failure (broker or database) ends the session: the batch in hand rolls back, the lock
         goes with the connection, and the supervisor starts a new session after its back-off.
         """
-        self.active = False
         with psycopg.connect(self.dsn, autocommit=True, connect_timeout=DB_CONNECT_TIMEOUT) as conn:
             # Only one relay per service publishes, so events leave in commit order.
             while not conn.execute("SELECT pg_try_advisory_lock(%s)", (self.lock_key,)).fetchone()[0]:
@@ -163,7 +161,6 @@ class OutboxRelay:
                     return
             # Open the broker connection now: a relay that cannot publish is not ready, even with nothing to send.
             self.publisher.connect()
-            self.active = True
             conn.execute(f"LISTEN {channel_name(self.service)}")
             self.loop.up()
             while not self._stop.is_set():
@@ -172,7 +169,6 @@ class OutboxRelay:
                     continue
                 for _ in conn.notifies(timeout=self.POLL_SECONDS, stop_after=1):
                     pass
-        self.active = False
 
     def relay_once(self, conn: psycopg.Connection) -> int:
         """Publish one batch; the number published (0 when the outbox is empty).
