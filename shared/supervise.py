@@ -113,9 +113,11 @@ class Loop:
             self._outage_since, self.failures, self.last_error = None, 0, None
 
     def up(self) -> None:
-        """The session serves: ready from now on (the outage ends once it stays up)."""
-        self._up_since = time.monotonic()
-        self.ready.set()
+        """The session serves: ready from now on (the outage ends once it stays up). Saying it again
+        while up (a standby checking in, then taking over) keeps the time it came up."""
+        if not self.ready.is_set():
+            self._up_since = time.monotonic()
+            self.ready.set()
         self.beat()
 
     def failed(self, exc: BaseException) -> None:

@@ -216,3 +216,17 @@ def test_a_long_back_off_is_not_taken_for_a_stall(monkeypatch: pytest.MonkeyPatc
 
     keep_running(loop, session, stop, supervisor=supervisor)
     assert supervisor.fatal_reason is None
+
+
+def test_a_loop_that_says_it_serves_again_and_again_still_ends_its_outage(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(supervise, "STEADY_SECONDS", 0.05)
+    loop = Loop("standby t")
+    with caplog.at_level(logging.WARNING, logger="shared.supervise"):
+        loop.failed(ConnectionRefusedError(111, "refused"))
+        for _ in range(4):  # a standby relay checks in on every poll
+            loop.up()
+            time.sleep(0.02)
+    assert any("serving again" in r.getMessage() for r in caplog.records)
+    assert loop.failing_for == 0.0
