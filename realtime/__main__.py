@@ -95,22 +95,18 @@ def main() -> int:
 
     while not stop_requested and not http.dead and PROCESS.fatal_reason is None:
         eventlet.sleep(STOP_POLL_SECONDS)
-    if PROCESS.fatal_reason is not None:
-        # A loop (the feed) could not be kept running: end, non-zero, to be started again; clients
-        # move to another process and catch up with /sync.
-        server.stop(STOP_TIMEOUT_SECONDS)
-        http.kill()
-        return 1
-    if not stop_requested:
+    # A loop (the feed) that could not be kept running ends the process non-zero, to be started again.
+    fatal = PROCESS.fatal_reason is not None
+    if not stop_requested and not fatal:
         log.error("realtime: the HTTP server stopped on its own")
         http.wait()  # re-raises whatever ended it
         return 1
 
-    log.info("realtime: stopping (signal %d)", stop_requested[0])
+    log.info("realtime: stopping (%s)", PROCESS.fatal_reason if fatal else f"signal {stop_requested[0]}")
     server.stop(STOP_TIMEOUT_SECONDS)
     # Open sockets simply drop; clients reconnect to another process and catch up with /sync.
     http.kill()
-    return 0
+    return 1 if fatal else 0
 
 
 if __name__ == "__main__":
