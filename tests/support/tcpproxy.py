@@ -19,6 +19,20 @@ from collections.abc import Callable
 StreamFilter = Callable[[bytes], bytes]
 
 
+def _drop(sock: socket.socket) -> None:
+    """Shut down, then close: the other direction's thread is blocked in recv on the socket, and a bare
+    close would neither wake it nor send the FIN, so the far end would keep a dead peer's connection
+    (and its consumers) until something else broke it."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
 class TcpProxy:
     def __init__(
         self, target_host: str, target_port: int, *, client_filter: Callable[[], StreamFilter] | None = None
@@ -89,17 +103,7 @@ class TcpProxy:
             pass
         finally:
             for s in (src, dst):
-                # shutdown, not only close: the other direction's thread is blocked in recv on one of
-                # these, and a bare close would neither wake it nor send the FIN, so the far end would
-                # keep a dead peer's connection (and its consumers) until something else broke it.
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                try:
-                    s.close()
-                except OSError:
-                    pass
+                _drop(s)
             with self._lock:
                 self._open.discard(src)
                 self._open.discard(dst)
@@ -112,11 +116,7 @@ class TcpProxy:
             self._open.clear()
             self._held.clear()
         for s in doomed:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
+            _drop(s)
         # Pipes waiting on a black hole must see their closed sockets and end.
         self.flowing.set()
 
