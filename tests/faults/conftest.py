@@ -29,6 +29,7 @@ import pytest
 import requests
 from sqlalchemy import text
 
+from bench.measure import process_table
 from deploy.local import DEFINITIONS
 from services.mass_messaging.worker import task_queue
 from shared.auth import issue_token
@@ -284,18 +285,7 @@ def insist(send: Callable[[], requests.Response], *, timeout: float = 20.0) -> r
 
 
 def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # pid (comm) state ppid ...: comm may hold spaces, so split after its closing parenthesis.
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
-    return sorted(found)
+    return sorted(child for child, (parent, _, _) in process_table().items() if parent == pid)
 
 
 @pytest.fixture(scope="module")
