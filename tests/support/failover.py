@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 
 
 class FailoverClient:
+    # How long a catch-up keeps trying while the API is away (None: as long as a reconnect, `retry_for`).
+    catch_up_for: float | None = None
+    CATCH_UP_PAUSE = 0.3
+
     def __init__(
         self,
         urls: list[str],
@@ -124,14 +128,16 @@ class FailoverClient:
 
         The API may be briefly unavailable (a fault being recovered from): keep trying, as a client does.
         """
-        deadline = time.monotonic() + self.retry_for
+        deadline = time.monotonic() + (self.catch_up_for or self.retry_for)
         while True:
             try:
                 page = self._get("/sync", since=self.cursor)
             except requests.RequestException:
+                if self._closing:
+                    return
                 if time.monotonic() > deadline:
                     raise
-                time.sleep(0.5)
+                time.sleep(self.CATCH_UP_PAUSE)
                 continue
             with self._lock:
                 for change in page["changes"]:

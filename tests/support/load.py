@@ -68,36 +68,9 @@ RETRYABLE_4XX = {408, 429}
 
 
 class Listener(FailoverClient):
-    """FailoverClient that also honours `resync` (realtime lost the bus: sync from your cursor), as the
-    web client does, and keeps catching up through a fault instead of giving up on the first error."""
+    """A FailoverClient that keeps catching up through a whole fault, however long its API is away."""
 
-    CATCH_UP_FOR = 90.0
-
-    def _pushed(self, event: str, data: Any = None) -> None:
-        if event == "resync":
-            threading.Thread(target=self._resync, daemon=True).start()
-            return
-        if isinstance(data, dict) and "event_id" not in data:
-            return  # disconnect_reason and the like: not a change
-        super()._pushed(event, data)
-
-    def _resync(self) -> None:
-        with self._lock:
-            self._catching_up = True
-        self._catch_up()
-
-    def _catch_up(self) -> None:
-        deadline = time.monotonic() + self.CATCH_UP_FOR
-        while True:
-            try:
-                super()._catch_up()
-                return
-            except requests.RequestException as exc:
-                # A 503 while a service restarts: a real client tries again rather than stop listening.
-                if self._closing or time.monotonic() > deadline:
-                    log.warning("listener: catching up failed for good: %s", exc)
-                    return
-                time.sleep(0.3)
+    catch_up_for = 90.0
 
 
 @dataclass
