@@ -22,7 +22,7 @@ from kombu import Connection, Consumer, Exchange, Producer, Queue, binding
 
 from shared.config import Settings
 from shared.events import Envelope
-from shared.supervise import Loop, keep_running, start_thread, unavailable
+from shared.supervise import Supervised, start_thread, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ class ConsumerSpec:
     on_ready: Callable[[], None] | None = None
 
 
-class QueueConsumer:
+class QueueConsumer(Supervised):
     """One connection consuming queues, kept running by `shared.supervise` until `stop()`.
 
     A session connects once (no hidden retries), declares and consumes (`consumers`), says it
@@ -236,21 +236,8 @@ class QueueConsumer:
     heartbeat = 30
 
     def __init__(self, settings: Settings, name: str) -> None:
+        super().__init__(name, stall_seconds=settings.loop_stall_seconds)
         self.settings = settings
-        self.loop = Loop(name, stall_seconds=settings.loop_stall_seconds)
-        self._stop = threading.Event()
-
-    @property
-    def ready(self) -> threading.Event:
-        """Set while consuming."""
-        return self.loop.ready
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def run(self) -> None:
-        """Consume until `stop()`, through every outage of the broker."""
-        keep_running(self.loop, self._session, self._stop)
 
     def consumers(self, channel: Any) -> list[Consumer]:
         """Declare what this consumes and return its (not yet consuming) consumers."""
@@ -268,7 +255,7 @@ class QueueConsumer:
     def on_session_end(self) -> None:
         """Called when a session ends, for whatever reason (unacknowledged messages come again)."""
 
-    def _session(self) -> None:
+    def session(self) -> None:
         try:
             with broker_connection(self.settings.amqp_url, heartbeat=self.heartbeat) as conn:
                 connect_once(conn)

@@ -23,7 +23,7 @@ from shared.bus import ConfirmingPublisher
 from shared.config import Settings
 from shared.db import DB_CONNECT_TIMEOUT
 from shared.events import Envelope, make_event
-from shared.supervise import Loop, keep_running, start_thread
+from shared.supervise import Supervised, start_thread
 
 log = logging.getLogger(__name__)
 
@@ -119,35 +119,27 @@ def _psycopg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-class OutboxRelay:
+class OutboxRelay(Supervised):
     """Moves committed outbox rows to RabbitMQ. `run()` blocks until `stop()`, through any outage."""
 
     BATCH = 500
     POLL_SECONDS = 1.0
 
     def __init__(self, settings: Settings, service: str, database_url: str) -> None:
+        super().__init__(f"outbox relay {service}", stall_seconds=settings.loop_stall_seconds)
         self.settings = settings
         self.service = service
         self.dsn = _psycopg_dsn(database_url)
         self.publisher = ConfirmingPublisher(settings)
-        self.loop = Loop(f"outbox relay {service}", stall_seconds=settings.loop_stall_seconds)
-        self._stop = threading.Event()
         self.lock_key = zlib.crc32(f"outbox-relay:{service}".encode())
-
-    @property
-    def ready(self) -> threading.Event:
-        return self.loop.ready
-
-    def stop(self) -> None:
-        self._stop.set()
 
     def run(self) -> None:
         try:
-            keep_running(self.loop, self._session, self._stop)
+            super().run()
         finally:
             self.publisher.close()
 
-    def _session(self) -> None:
+    def session(self) -> None:
         """Connected to the database: stand by for the lock, then relay until stopped or a failure.
 
         Any failure (broker or database) ends the session: the batch in hand rolls back, the lock

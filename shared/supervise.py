@@ -268,7 +268,29 @@ def start_thread(target: Callable[[], None], name: str) -> threading.Thread:
     return thread
 
 
-class Periodic:
+class Supervised:
+    """A background loop as an object: `run()` keeps `session()` going (`keep_running`) until `stop()`;
+    `ready` is set while it serves. Subclasses implement `session()`."""
+
+    def __init__(self, name: str, *, stall_seconds: float | None = None) -> None:
+        self.loop = Loop(name, stall_seconds=stall_seconds)
+        self._stop = threading.Event()
+
+    @property
+    def ready(self) -> threading.Event:
+        return self.loop.ready
+
+    def run(self) -> None:
+        keep_running(self.loop, self.session, self._stop)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def session(self) -> None:
+        raise NotImplementedError
+
+
+class Periodic(Supervised):
     """`work()` every `every` seconds, kept running through any outage; ready once it has worked.
 
     Subclasses set `name` and `every` and implement `work()`. A failing round ends the session:
@@ -281,23 +303,12 @@ class Periodic:
     queue = None  # reads no queue (see shared.service.Worker)
 
     def __init__(self, *, stall_seconds: float | None = None) -> None:
-        self.loop = Loop(self.name, stall_seconds=stall_seconds)
-        self._stop = threading.Event()
-
-    @property
-    def ready(self) -> threading.Event:
-        return self.loop.ready
+        super().__init__(self.name, stall_seconds=stall_seconds)
 
     def work(self) -> object:
         raise NotImplementedError
 
-    def run(self) -> None:
-        keep_running(self.loop, self._session, self._stop)
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _session(self) -> None:
+    def session(self) -> None:
         while not self._stop.is_set():
             self.work()
             self.loop.up()
