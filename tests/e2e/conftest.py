@@ -76,6 +76,29 @@ def running_system(base_settings: Settings, log_dir: Path, *, realtime: int = 1,
             drop_database(settings.database_url(name))
 
 
+def service_warnings(log_dir: Path, *, lines: int = 20) -> str:
+    """The last warnings, errors and tracebacks the processes logged: why a request failed, seen from inside."""
+    found: list[str] = []
+    for log in sorted(log_dir.glob("*.log")):
+        noted = [
+            f"{log.stem}: {line}"
+            for line in log.read_text(errors="replace").splitlines()
+            if any(mark in line for mark in (" WARNING ", " ERROR ", " CRITICAL ", "Traceback", "Error:"))
+        ]
+        found += noted[-lines:]
+    return "\n".join(found) or "(none)"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed end-to-end test carries what the services logged, so a failure on CI can be read, not guessed."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    system = getattr(item, "funcargs", {}).get("system")
+    if report.failed and report.when == "call" and isinstance(system, System):
+        report.sections.append(("Captured service warnings", service_warnings(system.log_dir)))
+
+
 @pytest.fixture(scope="module")
 def system(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     with running_system(base_settings, tmp_path_factory.mktemp("logs")) as running:
