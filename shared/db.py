@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -36,6 +36,19 @@ def transaction(url: str) -> Iterator[Connection]:
     """
     with engine_for(url).begin() as connection:
         yield connection
+
+
+def analyze(url: str, tables: Iterable[str]) -> None:
+    """Fresh planner statistics for tables a bulk load has just filled.
+
+    Until autovacuum gets to them (a minute or more), the planner takes a freshly filled table
+    for empty and may walk all of it where an index would answer at once.
+    """
+    names = sorted(set(tables))
+    if not names:
+        return
+    with engine_for(url).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE " + ", ".join(f'"{name}"' for name in names)))
 
 
 def ensure_database(url: str) -> bool:

@@ -38,30 +38,41 @@ def to_json(value: Any) -> str:
 # People -------------------------------------------------------------------------------------
 
 
+# One statement for any number of people, in user id order: two transactions upserting overlapping
+# people lock their rows (and insert their index entries) in the same order, so they queue instead
+# of deadlocking; a row that already says the same is left alone (no new row version, no WAL).
+_UPSERT_PEOPLE = text(
+    """
+    INSERT INTO people (user_id, name, role, title, avatar_url, enabled)
+    SELECT * FROM unnest(
+        CAST(:ids AS text[]), CAST(:names AS text[]), CAST(:roles AS text[]), CAST(:titles AS text[]),
+        CAST(:avatars AS text[]), CAST(:enabled AS boolean[])
+    ) ORDER BY 1
+    ON CONFLICT (user_id) DO UPDATE SET name = excluded.name, role = excluded.role,
+        title = excluded.title, avatar_url = excluded.avatar_url, enabled = excluded.enabled
+    WHERE (people.name, people.role, people.title, people.avatar_url, people.enabled)
+        IS DISTINCT FROM (excluded.name, excluded.role, excluded.title, excluded.avatar_url, excluded.enabled)
+    """
+)
+
+
 def upsert_people(session: Connection, users: list[dict[str, Any]]) -> None:
     """Refresh the local copy of roster users this service shows (names, roles, avatars)."""
-    if not users:
+    by_id = {str(u["id"] if "id" in u else u["user_id"]): u for u in users}
+    if not by_id:
         return
+    ids = sorted(by_id)
+    people = [by_id[i] for i in ids]
     session.execute(
-        text(
-            """
-            INSERT INTO people (user_id, name, role, title, avatar_url, enabled)
-            VALUES (:id, :name, :role, :title, :avatar_url, :enabled)
-            ON CONFLICT (user_id) DO UPDATE SET name = excluded.name, role = excluded.role,
-                title = excluded.title, avatar_url = excluded.avatar_url, enabled = excluded.enabled
-            """
-        ),
-        [
-            {
-                "id": u["id"] if "id" in u else u["user_id"],
-                "name": u["name"],
-                "role": u["role"],
-                "title": u.get("title") or "",
-                "avatar_url": u.get("avatar_url"),
-                "enabled": bool(u.get("messaging_enabled", u.get("enabled", True))),
-            }
-            for u in users
-        ],
+        _UPSERT_PEOPLE,
+        {
+            "ids": ids,
+            "names": [u["name"] for u in people],
+            "roles": [u["role"] for u in people],
+            "titles": [u.get("title") or "" for u in people],
+            "avatars": [u.get("avatar_url") for u in people],
+            "enabled": [bool(u.get("messaging_enabled", u.get("enabled", True))) for u in people],
+        },
     )
 
 

@@ -10,7 +10,7 @@ from services.directory import admin, contacts, importer, mass, policy, queries,
 from services.directory.roster.errors import RosterError
 from services.directory.roster.parse import load_bundle
 from shared.config import Settings
-from shared.db import transaction
+from shared.db import analyze, transaction
 from shared.errors import AppError, validation
 from shared.rpc import Caller, Method
 
@@ -89,9 +89,11 @@ def import_roster(url: str, source: Path | bytes) -> dict[str, dict[str, int]]:
     try:
         bundle = load_bundle(source)
         with transaction(url) as session:
-            return importer.apply_bundle(session, bundle)
+            counts = importer.apply_bundle(session, bundle)
     except RosterError as exc:
         raise roster_error(exc) from None
+    analyze(url, importer.filled_tables(counts))
+    return counts
 
 
 def methods(settings: Settings) -> dict[str, Method]:

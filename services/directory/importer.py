@@ -250,6 +250,12 @@ def _messaging_moves(session: Connection, tree_before: OrgTree, moves: list[tupl
     return events
 
 
+def filled_tables(counts: dict[str, dict[str, int]]) -> list[str]:
+    """The tables an import changed (its outbox among them when it announced anything)."""
+    tables = [kind.table.name for kind in KINDS if any(counts.get(kind.file, {}).values())]
+    return [*tables, "outbox"] if tables else []
+
+
 def apply_bundle(session: Connection, bundle: Bundle) -> dict[str, dict[str, int]]:
     """Apply `bundle` in the open transaction; counts of created / updated / deleted rows per file."""
     counts: dict[str, dict[str, int]] = {}

@@ -35,6 +35,14 @@ def test_the_demo_roster_imports_with_its_users_classes_and_events(db: Settings,
     )
 
 
+def test_after_an_import_the_planner_knows_how_many_rows_there_are(db: Settings, demo_roster: Path) -> None:
+    """Statistics at once, not when autovacuum comes by: a lookup right after a big import uses its index."""
+    import_roster(db.database_url("directory"), demo_roster)
+    for table in ("users", "enrollments", "classes", "outbox"):
+        planned = _count(db, f"SELECT reltuples::bigint FROM pg_class WHERE relname = '{table}'")
+        assert planned == _count(db, f"SELECT count(*) FROM {table}"), table
+
+
 def test_reimporting_the_same_bundle_changes_nothing_and_publishes_nothing(db: Settings, demo_roster: Path) -> None:
     url = db.database_url("directory")
     import_roster(url, demo_roster)
