@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 import jwt
 
@@ -35,13 +36,24 @@ def verify_token(settings: Settings, token: str | None) -> Identity:
     if not token:
         raise AppError("unauthenticated", "Sign in to continue.")
     key = settings.jwt_public_key or settings.jwt_secret
+    identity = _verified(token, key, settings.jwt_algorithm, settings.jwt_audience, settings.jwt_issuer)
+    if identity.expires_at <= time.time():
+        raise AppError("unauthenticated", "Your session has expired. Sign in again.")
+    return identity
+
+
+# A client sends the same token with every request until it expires: its signature is checked
+# once, and only its expiry again. Only tokens that verified are remembered, each under its
+# exact text and the key and rules it verified against.
+@lru_cache(maxsize=20_000)
+def _verified(token: str, key: str, algorithm: str, audience: str, issuer: str) -> Identity:
     try:
         claims = jwt.decode(
             token,
             key,
-            algorithms=[settings.jwt_algorithm],
-            audience=settings.jwt_audience,
-            issuer=settings.jwt_issuer,
+            algorithms=[algorithm],
+            audience=audience,
+            issuer=issuer,
             options={"require": ["sub", "exp"]},
         )
     except jwt.ExpiredSignatureError:

@@ -47,6 +47,23 @@ def test_a_token_round_trips_and_a_tampered_or_expired_one_is_refused() -> None:
         assert info.value.code == "unauthenticated"
 
 
+def test_a_token_verified_before_is_refused_once_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings()
+    token = issue_token(settings, "user-1", ttl_seconds=60)
+    identity = verify_token(settings, token)
+    assert verify_token(settings, token) == identity
+    later = identity.expires_at + 1
+    monkeypatch.setattr("shared.auth.time.time", lambda: later)
+    with pytest.raises(AppError) as info:
+        verify_token(settings, token)
+    assert (info.value.code, info.value.message) == ("unauthenticated", "Your session has expired. Sign in again.")
+    # Nor does a token verified under one key pass where another is configured.
+    other = dataclasses.replace(settings, jwt_secret="y" * 40)
+    monkeypatch.undo()
+    with pytest.raises(AppError):
+        verify_token(other, token)
+
+
 def test_only_bearer_authorization_headers_carry_a_token() -> None:
     assert bearer("Bearer abc") == "abc"
     assert bearer("bearer abc") == "abc"
