@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import requests
 import socketio
 
-from bench.measure import Meter, bench_settings, percentile
+from bench.measure import Meter, bench_settings, database_counters, per_message, percentile, wait_until_quiet
 from deploy.local import DEFINITIONS, Stack, delete_topology, setup
 from shared.auth import issue_token
 from shared.config import Settings
@@ -101,6 +101,7 @@ def run_phase(
                 errors += 1
 
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+    db_before = database_counters(stack.settings)
     meter = Meter(stack)
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=64) as pool:
@@ -115,6 +116,7 @@ def run_phase(
         time.sleep(0.05)
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
     used = meter.read()
+    db_after = database_counters(stack.settings)
     with receivers.lock:
         latencies = [(receivers.arrived[t] - s) * 1000 for t, s in sent_at.items() if t in receivers.arrived]
         last_arrival = max((receivers.arrived[t] for t in sent_at if t in receivers.arrived), default=send_done)
@@ -145,6 +147,8 @@ def run_phase(
             for name, seconds in {**used["stack_cpu_s"], **used["server_cpu_s"]}.items()
         },
         "machine_busy_share": used["machine_busy_share"],
+        # What each message costs PostgreSQL: commits, and rows written and read, per service database.
+        "database_per_message": per_message(db_before, db_after, count),
     }
 
 
@@ -207,6 +211,7 @@ def main() -> None:
         stack.wait_ready([f"http://127.0.0.1:{gateway_port}/readyz", f"http://127.0.0.1:{realtime_port}/readyz"])
         pairs = open_pairs(settings, api, f"http://127.0.0.1:{realtime_port}", receivers, args.pairs)
         run_phase(stack, api, pairs, receivers, 50, 200, "warmup")
+        print(f"waited {wait_until_quiet(stack)} s for the system to finish its own start-up work")
         phases = []
         for rate in [float(r) for r in args.rates.split(",")]:
             result = run_phase(stack, api, pairs, receivers, rate, args.messages, f"r{int(rate)}")

@@ -94,6 +94,63 @@ def machine_jiffies() -> tuple[float, float, float]:
     return (sum(values) - idle) / _TICK, sum(values) / _TICK, (values[5] + values[6]) / _TICK
 
 
+def wait_until_quiet(stack: Stack, *, share: float = 0.05, window: float = 1.0, timeout: float = 300.0) -> float:
+    """Wait until the system's processes, PostgreSQL and RabbitMQ together use under `share` of one core.
+
+    A system just started still has work of its own (the directory's events after the demo
+    roster's import go through conversations for a minute or more); a figure taken meanwhile
+    charges that work to the benchmark. Seconds waited.
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        meter = Meter(stack)
+        time.sleep(window)
+        used = meter.read()
+        busy = sum(used["stack_cpu_s"].values()) + sum(used["server_cpu_s"].values())
+        if busy / used["wall_s"] < share:
+            return round(time.monotonic() - started, 1)
+    raise TimeoutError(f"the system did not quieten within {timeout:.0f} s")
+
+
+_DB_COUNTERS = ("xact_commit", "tup_inserted", "tup_updated", "tup_deleted", "tup_fetched")
+
+
+def database_counters(settings: Settings) -> dict[str, dict[str, int]]:
+    """PostgreSQL's running counts for each service's database: commits and rows written and read.
+
+    The server publishes a backend's counts at most once a second while it is busy, so a
+    difference over a stretch of many seconds is right to about a second's worth.
+    """
+    from sqlalchemy import create_engine, make_url, text
+    from sqlalchemy.pool import NullPool
+
+    from deploy.local import DEFINITIONS
+
+    names = {make_url(settings.database_url(service)).database: service for service in DEFINITIONS}
+    admin = create_engine(make_url(settings.database_url("sync")).set(database="postgres"), poolclass=NullPool)
+    try:
+        with admin.connect() as conn:
+            rows = conn.execute(
+                text(f"SELECT datname, {', '.join(_DB_COUNTERS)} FROM pg_stat_database WHERE datname = ANY(:names)"),
+                {"names": list(names)},
+            ).all()
+    finally:
+        admin.dispose()
+    return {names[r.datname]: {c: int(getattr(r, c)) for c in _DB_COUNTERS} for r in rows}
+
+
+def per_message(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]], count: int) -> dict[str, Any]:
+    """Commits and rows per message sent, per service database and summed over all of them."""
+    result: dict[str, Any] = {}
+    for counter in _DB_COUNTERS:
+        each = {
+            service: round((after[service][counter] - before.get(service, {}).get(counter, 0)) / count, 2)
+            for service in after
+        }
+        result[counter] = {"total": round(sum(each.values()), 2), **{k: v for k, v in each.items() if v}}
+    return result
+
+
 class Meter:
     """CPU used over one stretch of wall time: by the generator, each Stack process, PostgreSQL,
     RabbitMQ, and whatever else runs on the machine (on a shared machine, other work)."""

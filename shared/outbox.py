@@ -157,9 +157,15 @@ class OutboxRelay(Supervised):
             self.loop.up()
             while not self._stop.is_set():
                 self.loop.beat()
-                if self.relay_once(conn):
-                    continue
+                if self.relay_once(conn) >= self.BATCH:
+                    continue  # a full batch: more may be waiting
+                # Every commit that queued events notifies this connection, so rows committed while
+                # the last batch was out have woken it already: no empty look at the outbox to find
+                # out. The poll is only a safety net.
                 for _ in conn.notifies(timeout=self.POLL_SECONDS, stop_after=1):
+                    pass
+                # Whatever else is pending announces rows the next batch takes anyway.
+                for _ in conn.notifies(timeout=0):
                     pass
 
     def relay_once(self, conn: psycopg.Connection) -> int:
