@@ -42,12 +42,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.measure import Meter, bench_settings, process_table
+from bench.measure import Meter, bench_settings, process_table, write_report
 from deploy.local import DEFINITIONS, Stack, delete_topology, setup
 from shared.auth import issue_token
 from shared.db import drop_database
 
-RESULTS = Path(__file__).parent / "results"
 MIB = 1024 * 1024
 MB = 1_000_000
 FILE_BYTES = 20 * MIB
@@ -574,9 +573,7 @@ def main() -> None:
             drop_database(settings.database_url(name))
         shutil.rmtree(blob_dir, ignore_errors=True)
     report["total_run_s"] = round(time.perf_counter() - run_started, 1)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"attachments-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    out.write_text(json.dumps(report, indent=2))
+    out = write_report("attachments", report)
     print_summary(report)
     print(f"written to {out}")
 

@@ -35,13 +35,12 @@ from typing import Any
 
 from sqlalchemy import Connection, create_engine, event, make_url, text
 
+from bench.measure import write_report
 from services.conversations import MIGRATIONS
 from services.conversations.handlers import methods
 from shared.config import Settings
 from shared.db import drop_database, engine_for, migrate, transaction
 from shared.rpc import Caller, Method
-
-RESULTS = Path(__file__).parent / "results"
 
 TEACHER = "user-t-000"  # the bench user: in every measured conversation, 2,000 conversations in all
 TEACHERS = 200  # user-t-001 .. user-t-200
@@ -664,9 +663,7 @@ def main() -> None:
     if not args.keep:
         drop_database(url)
     report["run_seconds"] = round(time.perf_counter() - run_started, 1)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"conversations-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    out.write_text(json.dumps(report, indent=2, default=str))
+    out = write_report("conversations", report)
     print_table(report)
     for key, result in results.items():
         if result.get("passed") is False:

@@ -19,20 +19,25 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 import socketio
 
-from bench.measure import Meter, bench_settings, database_counters, per_message, percentile, wait_until_quiet
+from bench.measure import (
+    Meter,
+    bench_settings,
+    database_counters,
+    per_message,
+    percentile,
+    wait_until_quiet,
+    write_report,
+)
 from deploy.local import DEFINITIONS, Stack, delete_topology, setup
 from shared.auth import issue_token
 from shared.config import Settings
 from shared.db import drop_database
-
-RESULTS = Path(__file__).parent / "results"
 
 
 class Receivers:
@@ -237,9 +242,7 @@ def main() -> None:
         receivers.close()
         stack.stop()
         delete_topology(settings)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"latency-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    out.write_text(json.dumps(report, indent=2))
+    out = write_report("latency", report)
     print(json.dumps(report, indent=2))
     print(f"written to {out}")
 

@@ -42,7 +42,6 @@ import os
 import threading
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -50,13 +49,12 @@ import requests
 from sqlalchemy import text
 
 from bench.latency import Receivers, open_pairs, run_phase
-from bench.measure import Meter, bench_settings, process_table, stats, tree_cpu
+from bench.measure import Meter, bench_settings, process_table, stats, tree_cpu, write_report
 from deploy.local import DEFINITIONS, Stack, delete_topology, setup
 from shared.auth import issue_token
 from shared.config import Settings
 from shared.db import drop_database, transaction
 
-RESULTS = Path(__file__).parent / "results"
 SENDER = "user-a-000"  # the district administrator: governs org-district and everything under it
 BIG_ORG, SMALL_ORG = "org-bench", "org-bench-10k"
 CREATED = "conversations.conversation.created"
@@ -501,9 +499,7 @@ def main() -> None:
         for name in DEFINITIONS:
             drop_database(settings.database_url(name))
     report["at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"mass-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    out.write_text(json.dumps(report, indent=2))
+    out = write_report("mass", report)
     print(json.dumps(report["met"]))
     print(f"written to {out}")
 

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import socket
 import statistics
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from deploy.local import Stack
 from shared.config import Settings
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def write_report(name: str, report: dict[str, Any]) -> Path:
+    """Keep a benchmark's figures as bench/results/<name>-<UTC time>.json; the file written."""
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"{name}-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    out.write_text(json.dumps(report, indent=2, default=str))
+    return out
 
 
 def free_port() -> int:

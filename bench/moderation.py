@@ -21,20 +21,18 @@ import random
 import string
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import requests
 import socketio
 
 from bench.latency import Receivers, open_pairs, run_phase
-from bench.measure import bench_settings, stats
+from bench.measure import bench_settings, stats, write_report
 from deploy.local import DEFINITIONS, Stack, delete_topology, setup
 from services.moderation.safeguarding import MAX_PHRASES, compile_phrases
 from shared.auth import issue_token
 from shared.db import drop_database
 
-RESULTS = Path(__file__).parent / "results"
 DISTRICT_ADMIN, SCHOOL_ADMIN = "user-a-000", "user-a-002"
 SCHOOLS = ("org-school-1", "org-school-2")
 # Two students of Math 9B and its teacher (see tests/e2e/test_moderation.py).
@@ -162,9 +160,7 @@ def main() -> None:
         stack.stop()
         delete_topology(settings)
     report["at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"moderation-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    out.write_text(json.dumps(report, indent=2))
+    out = write_report("moderation", report)
     print(f"written to {out}")
 
 

@@ -23,8 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.measure import write_report
+
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
 
 
 def _git(*args: str, cwd: Path = ROOT) -> str:
@@ -105,9 +106,7 @@ def main() -> None:
         "rows": rows,
         "reports": reports,
     }
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"sidebyside-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    out.write_text(json.dumps(summary, indent=2))
+    out = write_report("sidebyside", summary)
     print(f"\n{summary['at']}, {summary['cores']} cores; ceilings: {summary['ceiling_msgs_per_s']}")
     print(table(rows))
     print(f"written to {out}")

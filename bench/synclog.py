@@ -19,18 +19,15 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from kombu import Connection, Consumer, Exchange, Queue
 
-from bench.measure import SERVERS, bench_settings, machine_jiffies, process_table, tree_cpu
+from bench.measure import SERVERS, bench_settings, machine_jiffies, process_table, tree_cpu, write_report
 from deploy.local import ROOT, commands, delete_topology, settings_env, setup
 from shared.bus import ConfirmingPublisher
 from shared.db import drop_database
 from shared.events import LOGGED_PREFIX, make_event
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def message_event(i: int) -> tuple[str, str, str]:
@@ -157,9 +154,7 @@ def main() -> None:
             (machine_after[0] - machine_before[0]) / max(1e-9, machine_after[1] - machine_before[1]), 3
         ),
     }
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"synclog-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    out.write_text(json.dumps(report, indent=2))
+    out = write_report("synclog", report)
     print(json.dumps(report, indent=2))
     print(f"written to {out}")
 
