@@ -31,7 +31,7 @@ from bench.measure import (
     database_counters,
     per_message,
     percentile,
-    wait_until_quiet,
+    wait_until_settled,
     write_report,
 )
 from deploy.local import DEFINITIONS, Stack, delete_topology, setup
@@ -216,7 +216,7 @@ def main() -> None:
         stack.wait_ready([f"http://127.0.0.1:{gateway_port}/readyz", f"http://127.0.0.1:{realtime_port}/readyz"])
         pairs = open_pairs(settings, api, f"http://127.0.0.1:{realtime_port}", receivers, args.pairs)
         run_phase(stack, api, pairs, receivers, 50, 200, "warmup")
-        print(f"waited {wait_until_quiet(stack)} s for the system to finish its own start-up work")
+        print(f"waited {wait_until_settled(stack)} s for the system to finish its own start-up work")
         phases = []
         for rate in [float(r) for r in args.rates.split(",")]:
             result = run_phase(stack, api, pairs, receivers, rate, args.messages, f"r{int(rate)}")
@@ -235,6 +235,7 @@ def main() -> None:
             "cores": os.cpu_count(),
             "pairs": args.pairs,
             "gateway_workers": settings.gateway_workers,
+            "gateway_threads": settings.gateway_threads,
             "phases": phases,
             "ceiling_msgs_per_s": max((p["achieved_rate"] for p in sustained), default=None),
         }

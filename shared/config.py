@@ -97,6 +97,8 @@ class Settings:
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
     gateway_workers: int = 4
+    # Threads per gateway worker (gunicorn's gthread workers); 1 = one request at a time per worker.
+    gateway_threads: int = 1
     realtime_host: str = "127.0.0.1"
     realtime_port: int = 8001
     realtime_public_url: str = ""
@@ -170,6 +172,7 @@ class Settings:
             gateway_host=_env("GATEWAY_HOST", d.gateway_host),
             gateway_port=_env_int("GATEWAY_PORT", d.gateway_port),
             gateway_workers=_env_int("GATEWAY_WORKERS", d.gateway_workers),
+            gateway_threads=_env_int("GATEWAY_THREADS", d.gateway_threads),
             realtime_host=_env("REALTIME_HOST", d.realtime_host),
             realtime_port=_env_int("REALTIME_PORT", d.realtime_port),
             realtime_public_url=_env("REALTIME_PUBLIC_URL", ""),
