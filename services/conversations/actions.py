@@ -595,10 +595,18 @@ def do_mark_read(session: Connection, caller_id: str, conversation_id: Any, mess
     last_seq = _lock_for_read_state(session, conversation.id)
     target = last_seq if message_id is None else _seq_of(session, conversation.id, message_id)
     current = session.execute(
-        text("SELECT last_read_seq FROM participants WHERE conversation_id = :cid AND user_id = :me"),
+        text("SELECT last_read_seq, unread_count FROM participants WHERE conversation_id = :cid AND user_id = :me"),
         {"cid": conversation.id, "me": caller_id},
-    ).scalar_one()
-    read = _set_read_mark(session, caller_id, conversation.id, max(current, target))
+    ).one()
+    if current.last_read_seq >= last_seq and current.unread_count == 0:
+        # Opening a conversation already read to its end changes nothing: no write, and no event
+        # to tell the reader's other devices what they already show.
+        return {
+            "unread_count": 0,
+            "unread_total": unread_total(session, caller_id),
+            "last_read_seq": current.last_read_seq,
+        }
+    read = _set_read_mark(session, caller_id, conversation.id, max(current.last_read_seq, target))
     return _announce_unread(session, caller_id, conversation.id, read)
 
 

@@ -24,6 +24,17 @@ def _group(api: Api) -> str:
     return api.start(TEACHER, STUDENT, OTHER, mode="group", name="Project team")["conversation"]["id"]
 
 
+def test_opening_a_conversation_already_read_to_its_end_changes_and_announces_nothing(db: Settings, api: Api) -> None:
+    cid = api.start(TEACHER, STUDENT, body="one")["conversation"]["id"]
+    first = api.call(STUDENT, "read.mark", conversation_id=cid)
+    assert len(outbox(db, "conversations.unread.updated")) == 1
+    assert api.call(STUDENT, "read.mark", conversation_id=cid) == first  # read again: the same state
+    assert len(outbox(db, "conversations.unread.updated")) == 1  # and nothing for the other devices
+    api.send(TEACHER, cid, "two")
+    assert api.call(STUDENT, "read.mark", conversation_id=cid)["last_read_seq"] == first["last_read_seq"] + 1
+    assert len(outbox(db, "conversations.unread.updated")) == 2
+
+
 def test_reading_marks_read_and_marking_unread_brings_messages_back(db: Settings, api: Api) -> None:
     cid = api.start(TEACHER, STUDENT, body="one")["conversation"]["id"]
     second = api.send(TEACHER, cid, "two")
