@@ -154,7 +154,9 @@ def commands(
             "gunicorn",
             "-w",
             str(settings.gateway_workers),
-            *(["-k", "gthread", "--threads", str(settings.gateway_threads)] if settings.gateway_threads > 1 else []),
+            # More than one thread makes gunicorn use its gthread workers (one thread: sync workers).
+            "--threads",
+            str(settings.gateway_threads),
             "-b",
             f"{settings.gateway_host}:{settings.gateway_port}",
             "--timeout",
