@@ -235,7 +235,7 @@ def main() -> None:
             "cores": os.cpu_count(),
             "pairs": args.pairs,
             "gateway_workers": settings.gateway_workers,
-            "gateway_threads": settings.gateway_threads,
+            "gateway_threads": getattr(settings, "gateway_threads", 1),
             "phases": phases,
             "ceiling_msgs_per_s": max((p["achieved_rate"] for p in sustained), default=None),
         }

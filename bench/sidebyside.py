@@ -2,7 +2,8 @@
 
 Machines here differ by up to 2x from day to day, so a figure means something only beside
 another taken in the same run. This checks the named commit out into a temporary worktree,
-runs that commit's own `bench.latency` there, then runs this tree's, and prints one table:
+runs `bench.latency` there (this tree's benchmark code, that commit's system), then runs it
+here, and prints one table:
 per rate, p50 / p99 from send to the recipient's socket, the rate achieved, and CPU per
 message summed over every process (with the processes that spend most of it).
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -89,6 +91,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-sidebyside-") as tmp:
         tree = Path(tmp) / earlier
         _git("worktree", "add", "--detach", str(tree), earlier)
+        # Both runs use this tree's benchmark code (how it waits, what it counts), each against
+        # its own system: only the code under test differs.
+        shutil.copytree(ROOT / "bench", tree / "bench", dirs_exist_ok=True, ignore=shutil.ignore_patterns("results"))
         try:
             reports[earlier] = run_latency(tree, passed)
         finally:
