@@ -199,6 +199,10 @@ class _ReplyChannel:
             pass
 
 
+class BrokerAway(OperationalError):
+    """Raised without trying: the broker did not answer a probe, and has not answered one since."""
+
+
 class RpcClient:
     """Thread-safe RPC client: a pool of reply channels, a deadline on every call."""
 
@@ -210,19 +214,31 @@ class RpcClient:
         self.settings = settings
         self._pool: queue.LifoQueue[_ReplyChannel] = queue.LifoQueue()
         self._lock = threading.Lock()
-        # Set from a failed connect or an unanswered call until a probe sees the broker answer.
+        # Set while the broker is known not to answer: calls then fail at once, holding nobody.
         self._broker_away = threading.Event()
+        self._probing = False
+        self._away_since = 0.0
 
-    def _suspect_broker(self) -> None:
-        """A connect failed, or a call got no answer in time (a slow service, or a broker gone silent
-        behind a network black hole). Until a fresh connection proves the broker answers, calls fail
-        at once rather than each trying again (or holding its worker for a whole deadline); a broker
-        that is fine is told apart within the probe's first handshake (milliseconds)."""
+    def _suspect_broker(self, *, refused: bool) -> None:
+        """Find out whether the broker answers, in the background.
+
+        `refused`: a connect failed, so the broker is away: calls fail at once from now on. Else a
+        call got no answer in time, which a slow service explains as well as a broker gone silent
+        (a network black hole): calls go on as before unless the probe cannot reach the broker.
+        """
         with self._lock:
-            if self._broker_away.is_set():
+            if refused:
+                self._mark_away("a connection to the broker failed")
+            if self._probing:
                 return
-            self._broker_away.set()
+            self._probing = True
         start_thread(self._probe, "rpc-broker-probe")
+
+    def _mark_away(self, why: str) -> None:
+        if not self._broker_away.is_set():
+            self._away_since = time.monotonic()
+            self._broker_away.set()
+            log.warning("rpc client: %s; calls fail at once (503) until the broker answers", why)
 
     def _probe(self) -> None:
         while True:
@@ -230,18 +246,24 @@ class RpcClient:
             try:
                 connect_once(conn)
                 break
-            except Exception:  # noqa: BLE001  (still away; try again shortly)
+            except Exception as exc:  # noqa: BLE001  (still away; try again shortly)
+                with self._lock:
+                    self._mark_away(f"the broker does not answer ({exc})")
                 time.sleep(self.PROBE_PAUSE)
             finally:
                 try:
                     conn.release()
                 except Exception:  # noqa: BLE001  (closing a failed connection; nothing to save)
                     pass
-        self._broker_away.clear()
+        with self._lock:
+            self._probing = False
+            if self._broker_away.is_set():
+                self._broker_away.clear()
+                log.warning("rpc client: the broker answers again after %.1f s", time.monotonic() - self._away_since)
 
     def _take(self) -> _ReplyChannel:
         if self._broker_away.is_set():
-            raise OperationalError("the broker has not answered lately")
+            raise BrokerAway("the broker has not answered lately")
         while True:
             try:
                 channel = self._pool.get_nowait()
@@ -253,7 +275,7 @@ class RpcClient:
         try:
             return _ReplyChannel(self.settings)
         except Exception:
-            self._suspect_broker()
+            self._suspect_broker(refused=True)
             raise
 
     @contextmanager
@@ -309,13 +331,16 @@ class RpcClient:
                 reply = rc.replies.pop(correlation_id)
                 rc.waiting = None
         except TimeoutError:
-            self._suspect_broker()
+            self._suspect_broker(refused=False)
+            log.warning("rpc %s %s: no answer within %.1f s", service, method, timeout)
             raise AppError(
                 "unavailable", "The service did not answer in time. Try again.", {"service": service}
             ) from None
         except (OSError, amqp.exceptions.AMQPError, OperationalError) as exc:
             # The broken channel was discarded on the way out of the `with`; the others in the pool
-            # are checked before their next use.
+            # are checked before their next use. Failing fast was told once, when it began.
+            if not isinstance(exc, BrokerAway):
+                log.warning("rpc %s %s: unavailable: %r", service, method, exc)
             raise service_unavailable(service) from exc
         if reply.get("ok"):
             return reply.get("result")

@@ -86,6 +86,18 @@ def test_a_call_past_its_deadline_is_unavailable_and_its_late_reply_is_never_tak
     client.close()
 
 
+def test_one_slow_service_does_not_make_calls_to_the_others_fail(settings: Settings, server) -> None:
+    """An unanswered call says the service was slow or the broker silent; until a probe finds the
+    broker silent, the next call (to any service) goes through."""
+    client = RpcClient(settings)
+    with pytest.raises(AppError) as info:
+        client.call("demo", "slow", {"n": 1, "seconds": 0.6}, timeout=0.2)
+    assert info.value.message == "The service did not answer in time. Try again."
+    # At once, while the probe is still out: the broker answers, so nothing fails fast.
+    assert client.call("demo", "echo", {"n": 2}, caller="user-1")["params"] == {"n": 2}
+    client.close()
+
+
 def test_a_request_whose_deadline_passed_in_the_queue_is_not_executed(settings: Settings) -> None:
     log: list[str] = []
     client = RpcClient(settings)
