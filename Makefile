@@ -44,6 +44,7 @@ bench: install
 	$(PY) -m bench.attachments
 	$(PY) -m bench.moderation
 	$(PY) -m bench.mass
+	$(PY) -m bench.schoolday
 
 lint: install
 	$(PY) -m ruff check .
