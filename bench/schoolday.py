@@ -58,6 +58,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from kombu import Connection as KombuConnection
+
 from bench.district import DISTRICT, PHRASES, Conversation, District, build, seed
 from bench.httpload import Answer, Http
 from bench.measure import SERVERS, Meter, bench_settings, free_port, percentile, process_table
@@ -383,6 +385,23 @@ def rss_mib(stack: Stack) -> dict[str, float]:
     return out
 
 
+def queue_depths(settings: Settings) -> dict[str, int]:
+    """Messages waiting in each queue of the namespace (RPC and events; the realtime process's own
+    queue has a random name and is left out): where a backlog builds, if one does."""
+    names = [settings.rpc_queue(name) for name in DEFINITIONS]
+    names += [q.name for definition, _ in DEFINITIONS.values() for q in definition.queues(settings)]
+    depths: dict[str, int] = {}
+    with KombuConnection(settings.amqp_url) as conn:
+        channel = conn.channel()
+        for name in names:
+            try:
+                _, count, _ = channel.queue_declare(name, passive=True)
+                depths[name.removeprefix(f"{settings.namespace}.")] = count
+            except Exception:  # noqa: BLE001  (a queue not there holds nothing; the channel is closed)
+                channel = conn.channel()
+    return {k: v for k, v in depths.items() if v}
+
+
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -408,6 +427,7 @@ class Window:
     usage: dict[str, Any] = field(default_factory=dict)
     generator_cpu_s: float = 0.0
     rss: dict[str, float] = field(default_factory=dict)
+    queues: dict[str, int] = field(default_factory=dict)
 
 
 def _ms(values: list[float]) -> dict[str, float | None]:
@@ -515,6 +535,7 @@ def judge(day: SchoolDay, w: Window) -> dict[str, Any]:
         "socket_drops": len(drops),
         "cpu_share_of_a_core": stack_share,
         "rss_mib": w.rss,
+        "queued_messages_at_end": w.queues,
         "machine_busy_share": usage["machine_busy_share"],
         "other_processes_share_of_machine": usage["other_processes_share_of_machine"],
         "generator_cpu_share_of_a_core": round(generator_share, 4),
@@ -552,11 +573,13 @@ async def run_step(
         split = cpu_split()
         w.generator_split = (split[0] - w.split_start[0], split[1] - w.split_start[1])
         w.rss = rss_mib(stack)
+        w.queues = await asyncio.to_thread(queue_depths, day.settings)
         windows.append(w)
         online = sum(1 for u in day.users if u.alive)
         print(
             f"  step {target}: window {w.number}/{n_windows} ({w.phase}) done, {online} sockets alive, "
-            f"{len(day.ledger.requests)} requests so far",
+            f"{len(day.ledger.requests)} requests so far"
+            + (f"; queued: {dict(sorted(w.queues.items(), key=lambda kv: -kv[1])[:3])}" if w.queues else ""),
             flush=True,
         )
     await adding
@@ -729,8 +752,9 @@ def summary(report: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     fds = raise_fd_limit()
-    if fds < max(args.step_list) * 2 + 500:
-        print(f"warning: RLIMIT_NOFILE is {fds}; {max(args.step_list):,} users need about twice that", flush=True)
+    # Here and in the realtime process alike: a socket per user, plus HTTP requests in flight.
+    if fds < max(args.step_list) + 1024 + 256:
+        print(f"warning: RLIMIT_NOFILE is {fds}, too few for {max(args.step_list):,} users", flush=True)
     settings = bench_settings("schoolday")
     args.extra_ports = [free_port() for _ in range(args.realtime - 1)]
     log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="schoolday-logs-"))
