@@ -34,9 +34,26 @@ share, other work on the machine, and the load generator's own CPU share (its bu
 core per 1,000 users; it is reported, never subtracted from the system's figures).
 Results go to bench/results/schoolday-<UTC time>.json, a summary to stdout.
 
-    python -m bench.schoolday                    # the full run (about 25 minutes on 2 cores)
+    python -m bench.schoolday                    # the full run (up to 25 minutes on 2 cores)
     python -m bench.schoolday --quick            # a smoke run: 300 then 600 users, 20 s windows
-    python -m bench.schoolday --steps 500,1000 --window-seconds 60 --windows-per-step 2
+    python -m bench.schoolday --steps 1000,1250,1500 --windows-per-step 2
+
+Reading it: stdout has one line per step (HEALTHY or UNHEALTHY, requests and messages per
+second, HTTP mean and worst p99, worst push p99, errors, lost, the machine's busy share, the
+busiest processes' share of a core, the generator's share per 1,000 users) and, for a step
+that failed, one line per reason and window ("window 1 (login): HTTP p99 4397 ms >= 1000 ms
+(slowest: me ...)"). The JSON holds every window in full: `http_ms_by_kind` (which call is
+slow), `errors_by_kind` and `error_examples` (what the system answered), `push_ms`, `lost`,
+`cpu_share_of_a_core` and `rss_mib` per process, `queued_messages_at_end` (where a backlog
+builds), `other_processes_share_of_machine` (work that is not ours: above a few percent the
+figures are pessimistic). Windows marked `login` hold a login burst; the generator's budget
+is judged on the `steady` ones (a burst costs it five requests and a connect per user).
+PostgreSQL's and RabbitMQ's CPU and RSS are those of every process of that name on the
+machine, other databases' included.
+
+The system's realtime process raises its own descriptor limit (to REALTIME_MAX_CONNECTIONS +
+256, within the hard limit); this process raises its soft limit to the hard limit before it
+starts the system, so every process of the system inherits it too.
 """
 
 from __future__ import annotations
@@ -443,7 +460,7 @@ def _ms(values: list[float]) -> dict[str, float | None]:
     }
 
 
-def judge(day: SchoolDay, w: Window) -> dict[str, Any]:
+def judge(day: SchoolDay, w: Window, max_error_rate: float = MAX_ERROR_RATE) -> dict[str, Any]:
     """One window's figures and its verdict, with every reason it is not healthy."""
     ledger = day.ledger
     wall = w.end - w.start
@@ -486,9 +503,9 @@ def judge(day: SchoolDay, w: Window) -> dict[str, Any]:
 
     reasons = []
     error_rate = len(failed) / len(requests) if requests else 0.0
-    if error_rate >= MAX_ERROR_RATE:
+    if failed and error_rate >= max_error_rate:
         top = ", ".join(f"{k} x{n}" for k, n in errors_by_kind.most_common(4))
-        reasons.append(f"HTTP errors+timeouts {error_rate:.2%} >= {MAX_ERROR_RATE:.1%} ({top})")
+        reasons.append(f"HTTP errors+timeouts {error_rate:.2%} >= {max_error_rate:.2%} ({top})")
     if http["mean"] is not None and http["mean"] >= MAX_HTTP_MEAN_MS:
         reasons.append(f"HTTP mean {http['mean']} ms >= {MAX_HTTP_MEAN_MS:.0f} ms")
     if http["p99"] is not None and http["p99"] >= MAX_HTTP_P99_MS:
@@ -591,7 +608,7 @@ async def run_step(
         if u.online and not u.alive:
             u.online = False
             day.ledger.drops.append((windows[-1].end - 1e-3, u.id, u.client.close_reason if u.client else ""))
-    judged = [judge(day, w) for w in windows]
+    judged = [judge(day, w, args.max_error_rate) for w in windows]
     reasons = [f"window {j['window']} ({j['phase']}): {r}" for j in judged for r in j["reasons"]]
     if mass_task is not None and (day.mass or {}).get("state") != "completed":
         reasons.append(f"the mass message ended {(day.mass or {}).get('state')}: {(day.mass or {}).get('error', '')}")
@@ -643,6 +660,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--teachers", type=int, default=950)
     parser.add_argument("--admins", type=int, default=50)
     parser.add_argument("--realtime", type=int, default=1, help="realtime processes (users spread over them)")
+    parser.add_argument(
+        "--max-error-rate",
+        type=float,
+        default=MAX_ERROR_RATE,
+        help="a window with this share of HTTP errors+timeouts or more is unhealthy (0: any error is)",
+    )
     parser.add_argument("--no-mass", action="store_true", help="skip the administrator's mass message")
     parser.add_argument("--log-dir", type=Path, help="keep the system's logs here (default: a temporary folder)")
     args = parser.parse_args(argv)
@@ -706,8 +729,18 @@ def step_line(step: dict[str, Any]) -> str:
         for k, v in w["cpu_share_of_a_core"].items():
             cpu[k] += v / len(steady)
     busiest = ", ".join(f"{k} {v:.0%}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])[:5])
+    errors = Counter[str]()
+    for w in step["windows"]:
+        errors.update(w["errors_by_kind"])
+    tolerated = (
+        f" (with {sum(errors.values())} errors under the threshold: "
+        + ", ".join(f"{k} x{n}" for k, n in errors.most_common(3))
+        + ")"
+        if step["healthy"] and errors
+        else ""
+    )
     return (
-        f"step {step['users']:,} users: {'HEALTHY' if step['healthy'] else 'UNHEALTHY'}; "
+        f"step {step['users']:,} users: {'HEALTHY' if step['healthy'] else 'UNHEALTHY'}{tolerated}; "
         f"{step['requests_per_s']} req/s, {step['messages_per_s']} msg/s; HTTP mean "
         f"{statistics.fmean(means) if means else float('nan'):.0f} ms, worst window p99 {worst_p99:.0f} ms; "
         f"push worst p99 {worst_push:.0f} ms; errors {sum(w['errors'] for w in step['windows'])}, "
@@ -793,7 +826,7 @@ def main(argv: list[str] | None = None) -> None:
                 "step_up": "users of a step stay connected; the next step logs in only the new ones",
             },
             "health_thresholds": {
-                "error_rate_below": MAX_ERROR_RATE,
+                "error_rate_below": args.max_error_rate,
                 "http_mean_ms_below": MAX_HTTP_MEAN_MS,
                 "http_p99_ms_below": MAX_HTTP_P99_MS,
                 "push_p99_ms_below": MAX_PUSH_P99_MS,
