@@ -29,6 +29,7 @@ import csv
 import io
 import json
 import random
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -311,8 +312,6 @@ def _copy(cur: psycopg.Cursor, table: str, columns: tuple[str, ...], rows: list[
 
 def seed(settings: Settings, district: District) -> dict[str, float]:
     """Write the district into the directory's and the conversations service's databases; seconds taken."""
-    import time
-
     took: dict[str, float] = {}
     started = time.perf_counter()
     _seed_directory(settings, district)

@@ -108,7 +108,8 @@ MAX_HTTP_P99_MS = 1000.0
 MAX_PUSH_P99_MS = 1000.0
 GENERATOR_BUDGET_PER_1000 = 0.05  # of one core
 HTTP_TIMEOUT_S = 10.0
-# A message not on a recipient's socket this long after its send started counts as lost.
+# A step is judged this long after its last window, so its last messages have time to arrive;
+# a delivery still missing then is lost.
 PUSH_GRACE_S = 15.0
 
 TAG = re.compile(r"sdb-\d+-\d+")
@@ -196,7 +197,7 @@ class SchoolDay:
         self.tasks: set[asyncio.Task[None]] = set()
         self.sends = 0
         self.mass: dict[str, Any] | None = None
-        self._online_index: dict[str, int] = {}
+        self.index_of: dict[str, int] = {}  # user id -> index, for everyone logged in or logging in
 
     def make_users(self, count: int) -> list[User]:
         """The next `count` users in login order (see district._login_order)."""
@@ -286,8 +287,8 @@ class SchoolDay:
     async def send(self, user: User, c: Conversation, attachment_ids: list[str]) -> None:
         self.sends += 1
         tag = f"sdb-{user.index}-{self.sends}"
-        by_id = self.online_index
-        expected = [by_id[m] for m in c.members if m != user.id and m in by_id and self.users[by_id[m]].alive]
+        index = self.index_of
+        expected = [index[m] for m in c.members if m != user.id and m in index and self.users[index[m]].alive]
         sent = Sent(time.perf_counter(), expected, c.type)
         self.ledger.sent[tag] = sent
         body = {"body": self.rng.choice(PHRASES), "client_id": tag, "attachment_ids": attachment_ids}
@@ -296,16 +297,12 @@ class SchoolDay:
         sent.acknowledged = answer.status == 201
         self.ledger.record("send" if not attachment_ids else "send.file", answer)
 
-    @property
-    def online_index(self) -> dict[str, int]:
-        return self._online_index
-
     # --- steps -------------------------------------------------------------------------------
 
     async def add_users(self, count: int) -> float:
         """Log `count` more users in at LOGINS_PER_SECOND, each then living their day; the burst's seconds."""
         new = self.make_users(count)
-        self._online_index = {u.id: u.index for u in self.users}
+        self.index_of = {u.id: u.index for u in self.users}
         loop = asyncio.get_running_loop()
         started = loop.time()
         for i, user in enumerate(new):
