@@ -45,6 +45,7 @@ bench: install
 	$(PY) -m bench.moderation
 	$(PY) -m bench.mass
 	$(PY) -m bench.synclog
+	$(PY) -m bench.schoolday
 
 lint: install
 	$(PY) -m ruff check .
