@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import os
 import random
@@ -75,18 +74,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kombu import Connection as KombuConnection
-
 from bench.district import DISTRICT, PHRASES, Conversation, District, build, seed
 from bench.httpload import Answer, Http
-from bench.measure import SERVERS, Meter, bench_settings, free_port, percentile, process_table
+from bench.measure import (
+    SERVERS,
+    Meter,
+    bench_settings,
+    free_port,
+    percentile,
+    process_table,
+    queue_depths,
+    write_report,
+)
 from bench.wsload import Client, ConnectRefused, connect
 from deploy.local import DEFINITIONS, Stack, delete_topology, setup
 from shared.auth import issue_token
 from shared.config import Settings
 from shared.db import drop_database
 
-RESULTS = Path(__file__).parent / "results"
 API = "/api/v1"
 
 LOGINS_PER_SECOND = 50.0
@@ -397,23 +402,6 @@ def rss_mib(stack: Stack) -> dict[str, float]:
         out[name] = round(sum(rss(pid) for pid, (_, _, comm) in table.items() if comm in comms) / 1024, 1)
     out["load_generator"] = round(rss(os.getpid()) / 1024, 1)
     return out
-
-
-def queue_depths(settings: Settings) -> dict[str, int]:
-    """Messages waiting in each queue of the namespace (RPC and events; the realtime process's own
-    queue has a random name and is left out): where a backlog builds, if one does."""
-    names = [settings.rpc_queue(name) for name in DEFINITIONS]
-    names += [q.name for definition, _ in DEFINITIONS.values() for q in definition.queues(settings)]
-    depths: dict[str, int] = {}
-    with KombuConnection(settings.amqp_url) as conn:
-        channel = conn.channel()
-        for name in names:
-            try:
-                _, count, _ = channel.queue_declare(name, passive=True)
-                depths[name.removeprefix(f"{settings.namespace}.")] = count
-            except Exception:  # noqa: BLE001  (a queue not there holds nothing; the channel is closed)
-                channel = conn.channel()
-    return {k: v for k, v in depths.items() if v}
 
 
 def cpu_seconds() -> float:
@@ -837,9 +825,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         stack.stop()
         delete_topology(settings)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"schoolday-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    out.write_text(json.dumps(report, indent=2))
+    out = write_report("schoolday", report)
     print(summary(report))
     print(f"written to {out}")
 
