@@ -1,12 +1,14 @@
 """The Socket.IO server: authenticated connections in per-user rooms, fed by the event bus.
 
 Nothing here depends on eventlet: the async mode is `settings.realtime_async_mode`, and
-python-socketio runs the same code on eventlet, gevent or threads.
+python-socketio runs the same code on eventlet, gevent or threads (asyncio, `aiohttp`, is
+`realtime.async_server`, built from the same parts).
 """
 
 from __future__ import annotations
 
 import logging
+import resource
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +80,14 @@ class _Server(socketio.Server):
 _DEFAULTS = Settings()
 
 
+def allow_open_files(wanted: int) -> None:
+    """One file per connection: raise the soft limit as far as the hard limit allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """How long a silent client lives and how far behind one may fall."""
@@ -108,7 +118,7 @@ class Backpressure:
     next poll refused, and reconnects just the same.
     """
 
-    def __init__(self, sio: socketio.Server, max_pending: int) -> None:
+    def __init__(self, sio: socketio.Server | socketio.AsyncServer, max_pending: int) -> None:
         self._sio = sio
         self._max_pending = max_pending
         self._reason = AppError(
@@ -141,6 +151,10 @@ class Backpressure:
             discarded,
             self._max_pending,
         )
+        self._tell_and_close(sid, eio_sid)
+
+    def _tell_and_close(self, sid: str, eio_sid: str) -> None:
+        """Queue `disconnect_reason` behind nothing (the backlog is gone), then close."""
         self._sio.emit(DISCONNECT_REASON, self._reason, to=sid)
         close_now(self._sio, eio_sid)
 
@@ -156,7 +170,7 @@ class Backpressure:
             queue.task_done()
             if packet is None:
                 # python-engineio's "closing" marker for the writer: keep it.
-                queue.put(None)
+                queue.put_nowait(None)
                 return discarded
             discarded += 1
 

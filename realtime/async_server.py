@@ -1,0 +1,295 @@
+"""The Socket.IO server on asyncio (REALTIME_ASYNC_MODE=aiohttp): the same events, auth, rooms,
+limits and health as `realtime.server`, on python-socketio's AsyncServer under aiohttp.
+
+A connection is a few small tasks instead of eventlet's three green threads and WSGI handler,
+which is most of what it costs. The event bus consumer (kombu, blocking) keeps its own thread;
+every emit it makes is carried out on the event loop, and an event is acked only after the loop
+has queued it on every connection it goes to (`LoopHandoff`), as on eventlet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import engineio
+import socketio
+from aiohttp import web
+from engineio import packet as eio_packet
+from engineio.async_drivers import aiohttp as eio_aiohttp
+
+from realtime.feed import Feed
+from realtime.routing import EVENT_PACKET, Delivery, user_room
+from realtime.server import (
+    DISCONNECT_REASON,
+    EXPIRY_SWEEP_SECONDS,
+    MAX_CLIENT_MESSAGE_BYTES,
+    RESYNC,
+    Backpressure,
+    Expiry,
+    Limits,
+    token_from,
+)
+from shared.auth import verify_token
+from shared.config import Settings
+from shared.errors import AppError
+from shared.health import WSGIApp, health_app, loops_ready
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# How long the consumer thread waits for the loop to carry out one batch of emits. The loop only
+# queues packets, so this is never near; past it the event is not acked and comes again.
+HANDOFF_TIMEOUT_SECONDS = 30.0
+
+
+def send_now(sio: socketio.AsyncServer, eio_sid: str, text: str) -> None:
+    """Queue a Socket.IO packet on a connection, as `eio.send` does, without a coroutine per packet
+    (the queue is unbounded: `put_nowait` never waits). On the event loop only."""
+    connection = sio.eio.sockets.get(eio_sid)
+    if connection is not None and not connection.closed:
+        connection.queue.put_nowait(eio_packet.Packet(eio_packet.MESSAGE, data=text))
+
+
+_closing: set[asyncio.Task[Any]] = set()  # the loop keeps only weak references to tasks
+
+
+def close_soon(sio: socketio.AsyncServer, eio_sid: str) -> None:
+    """`server.close_now` on asyncio: gone from the server at once, closed by a task (the writer sends
+    what is queued, then closes). On the event loop only."""
+    connection = sio.eio.sockets.pop(eio_sid, None)
+    if connection is not None:
+        task = asyncio.ensure_future(connection.close(wait=False, abort=False))
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+
+def _event_packet(event: str, data: Any) -> str:
+    return EVENT_PACKET + json.dumps([event, data], separators=(",", ":"))
+
+
+class _WebSocket(eio_aiohttp.WebSocket):
+    """python-engineio's aiohttp websocket without permessage-deflate: browsers always offer it, and
+    each compressed connection would hold zlib state of a few hundred KB for packets of 1-2 KB."""
+
+    async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
+        request = environ["aiohttp.request"]
+        self._sock = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=False)
+        await self._sock.prepare(request)
+        self.environ = environ
+        await self.handler(self)
+        return self._sock
+
+
+class _EngineIO(engineio.AsyncServer):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._async = {**self._async, "websocket": _WebSocket}
+
+
+class _AsyncServer(socketio.AsyncServer):
+    """python-socketio on asyncio, but a malformed packet costs its sender the connection (see
+    `realtime.server._Server`)."""
+
+    def _engineio_server_class(self) -> type[engineio.AsyncServer]:
+        return _EngineIO
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            log.warning("realtime: dropping client %s after a malformed packet: %.200r", eio_sid, exc)
+            close_soon(self, eio_sid)
+
+
+class _AsyncBackpressure(Backpressure):
+    """`Backpressure` on the event loop: telling and closing are queued, never awaited mid-emit."""
+
+    _sio: socketio.AsyncServer
+
+    def _tell_and_close(self, sid: str, eio_sid: str) -> None:
+        send_now(self._sio, eio_sid, _event_packet(DISCONNECT_REASON, self._reason))
+        close_soon(self._sio, eio_sid)
+
+
+class LoopHandoff:
+    """The feed's emits, made on the consumer thread, carried out on the event loop in batches.
+
+    `emit` only collects; `flush` hands what was collected to the loop and returns once the loop has
+    queued all of it (or raises what it raised), so the consumer's ack comes after the emits.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, emit: Callable[[Delivery], None]) -> None:
+        self._loop = loop
+        self._emit = emit
+        self._pending: list[Delivery] = []
+
+    def emit(self, delivery: Delivery) -> None:
+        self._pending.append(delivery)
+
+    def flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if batch:
+            self.call(lambda: self._emit_all(batch))
+
+    def _emit_all(self, batch: list[Delivery]) -> None:
+        for delivery in batch:
+            self._emit(delivery)
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on the loop and wait for its result; from any thread but the loop's."""
+        done: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                done.set_result(fn())
+            except BaseException as exc:  # noqa: BLE001  (handed back to the waiting thread)
+                done.set_exception(exc)
+
+        self._loop.call_soon_threadsafe(run)
+        return done.result(HANDOFF_TIMEOUT_SECONDS)
+
+
+def _spawn_thread(target: Callable[[], None]) -> threading.Thread:
+    thread = threading.Thread(target=target, name="realtime-feed", daemon=True)
+    thread.start()
+    return thread
+
+
+def health_route(app: WSGIApp) -> Callable[[web.Request], Any]:
+    """`shared.health`'s WSGI app answering aiohttp requests (the same bodies, statuses and 404)."""
+
+    async def handle(request: web.Request) -> web.Response:
+        environ = {"PATH_INFO": request.path, "REQUEST_METHOD": request.method}
+        answer: dict[str, Any] = {}
+
+        def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+            answer.update(status=int(status.split()[0]), headers=headers)
+
+        body = b"".join(app(environ, start_response))
+        return web.Response(body=body, status=answer["status"], headers=answer["headers"])
+
+    return handle
+
+
+def _register_handlers(sio: socketio.AsyncServer, settings: Settings, expiry: Expiry) -> None:
+    @sio.on("connect")
+    async def connect(sid: str, environ: Any = None, auth: Any = None, *_: Any) -> None:
+        # python-socketio also dispatches a client-sent event named "connect" here: ignore it.
+        if sio.manager.is_connected(sid, "/"):
+            return
+        try:
+            identity = verify_token(settings, token_from(environ, auth))
+        except AppError as exc:
+            raise socketio.exceptions.ConnectionRefusedError(exc.message, exc.to_dict()) from None
+        await sio.save_session(sid, {"user_id": identity.user_id, "expires_at": identity.expires_at})
+        await sio.enter_room(sid, user_room(identity.user_id))
+        expiry.track(sid, identity.expires_at)
+
+    @sio.on("disconnect")
+    def disconnect(sid: str, *_: Any) -> None:
+        expiry.forget(sid)
+
+    @sio.on("*")
+    def ignore(event: Any, sid: str, *args: Any) -> None:
+        # Clients have nothing to say yet; whatever they send is dropped, never fatal.
+        return None
+
+
+@dataclass
+class AsyncRealtimeServer:
+    settings: Settings
+    sio: socketio.AsyncServer
+    feed: Feed
+    app: web.Application
+    expiry: Expiry
+    running: bool = False
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    @property
+    def ready(self) -> bool:
+        return self.feed.ready
+
+    def start(self) -> None:
+        """On the event loop: consume in a thread, sweep expired tokens in a task."""
+        self.running = True
+        self.feed.start(_spawn_thread)
+        self._tasks.add(asyncio.ensure_future(self._close_expired()))
+
+    async def _close_expired(self) -> None:
+        # One sweep for every connection: a sleeping task per connection would outlive most of them.
+        while self.running:
+            await asyncio.sleep(EXPIRY_SWEEP_SECONDS)
+            for sid in self.expiry.expired(time.time()):
+                await self.sio.disconnect(sid)
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop consuming, then python-socketio's own tasks; call before stopping the web server."""
+        self.running = False
+        for task in self._tasks:
+            task.cancel()
+        # Stopping the consumer blocks (it waits for its thread), and that thread may be waiting on this loop.
+        await asyncio.get_running_loop().run_in_executor(None, self.feed.stop, timeout)
+        await self.sio.shutdown()
+
+
+def create_async_server(
+    settings: Settings, loop: asyncio.AbstractEventLoop, limits: Limits | None = None
+) -> AsyncRealtimeServer:
+    """Build the server on `loop`; nothing touches the network until `start()` and the web server."""
+    limits = limits or Limits.from_settings(settings)
+    sio = _AsyncServer(
+        async_mode="aiohttp",
+        # Clients are served by the gateway, on another origin.
+        cors_allowed_origins="*",
+        ping_interval=limits.ping_interval,
+        ping_timeout=limits.ping_timeout,
+        max_http_buffer_size=MAX_CLIENT_MESSAGE_BYTES,
+        logger=False,
+        engineio_logger=False,
+    )
+    expiry = Expiry()
+    _register_handlers(sio, settings, expiry)
+    backpressure = _AsyncBackpressure(sio, limits.max_pending_packets)
+
+    def connections(user_id: str) -> dict[str, str] | None:
+        """The user's connections to this process (sid -> eio sid), if any."""
+        return sio.manager.rooms.get("/", {}).get(user_room(user_id))
+
+    def emit(delivery: Delivery) -> None:
+        """On the loop: queue the ready-made packet on each of the user's connections, after dropping
+        any that has fallen too far behind (as `realtime.server` does)."""
+        members = connections(delivery.user_id)
+        for eio_sid in backpressure.check(members) if members else ():
+            send_now(sio, eio_sid, delivery.packet)
+
+    def here(user_id: str) -> bool:
+        """Whether this process holds a connection of the user (read from the consumer thread, as on threads)."""
+        return bool(connections(user_id))
+
+    handoff = LoopHandoff(loop, emit)
+
+    def resync() -> None:
+        # Events may have been lost while the bus was away: every client catches up with /sync.
+        asyncio.run_coroutine_threadsafe(sio.emit(RESYNC, {"reason": "bus_reconnected"}), loop).result(
+            HANDOFF_TIMEOUT_SECONDS
+        )
+
+    feed = Feed(settings, handoff.emit, here, on_resume=resync, pause=handoff.flush, flush=handoff.flush)
+
+    def readiness() -> tuple[bool, dict[str, Any]]:
+        ready, report = loops_ready()
+        return ready and feed.ready, report
+
+    app = web.Application()
+    sio.attach(app, socketio_path=settings.socketio_path)
+    app.router.add_route("*", "/{path:.*}", health_route(health_app(readiness)))
+    return AsyncRealtimeServer(settings=settings, sio=sio, feed=feed, app=app, expiry=expiry)
