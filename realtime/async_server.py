@@ -15,6 +15,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -67,9 +68,21 @@ def close_soon(sio: socketio.AsyncServer, eio_sid: str) -> None:
     what is queued, then closes). On the event loop only."""
     connection = sio.eio.sockets.pop(eio_sid, None)
     if connection is not None:
-        task = asyncio.ensure_future(connection.close(wait=False, abort=False))
+        task = asyncio.ensure_future(_close(connection))
         _closing.add(task)
         task.add_done_callback(_closing.discard)
+
+
+async def _close(connection: Any) -> None:
+    await connection.close(wait=False, abort=False)
+    # python-engineio's threaded close ends the writer (which then closes the websocket) with this
+    # marker; its asyncio close leaves that to the client, which a client that stopped reading never does.
+    connection.queue.put_nowait(None)
+
+
+# Engine.IO v4 packet types, the first character of every text frame: open, close, ping, pong,
+# message, upgrade, noop.
+_ENGINEIO_PACKET_TYPES = "0123456"
 
 
 def _event_packet(event: str, data: Any) -> str:
@@ -88,11 +101,93 @@ class _WebSocket(eio_aiohttp.WebSocket):
         await self.handler(self)
         return self._sock
 
+    async def wait(self) -> str | bytes:
+        """The next frame; a text frame that is no Engine.IO packet ends the connection as a closed
+        socket does (python-engineio would log a traceback for each, and keep the socket open)."""
+        data = await super().wait()
+        if isinstance(data, str) and (not data or data[0] not in _ENGINEIO_PACKET_TYPES):
+            log.warning("realtime: dropping a client after a malformed Engine.IO packet: %.200r", data)
+            raise OSError("malformed Engine.IO packet")
+        return data
+
+
+class PacketQueue:
+    """A connection's queue of packets for its writer, as python-engineio uses it: unbounded, one reader.
+
+    asyncio.Queue holds four deques (760 bytes each, empty or not: waiting getters, waiting
+    putters, joiners and the items), a quarter of what an idle connection costs. Nothing ever
+    waits to put on an unbounded queue, and only the writer (or a poll) waits to get, so this keeps
+    the items, a short list of waiting getters, and a future for joiners only while one waits.
+    """
+
+    __slots__ = ("_items", "_getters", "_unfinished", "_joined")
+
+    def __init__(self) -> None:
+        self._items: deque[Any] = deque()
+        self._getters: list[asyncio.Future[None]] = []
+        self._unfinished = 0
+        self._joined: asyncio.Future[None] | None = None
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        self._unfinished += 1
+        getters, self._getters = self._getters, []
+        for getter in getters:
+            # Each woken getter looks again and waits again if another took the item.
+            if not getter.done():
+                getter.set_result(None)
+
+    async def put(self, item: Any) -> None:
+        self.put_nowait(item)
+
+    def get_nowait(self) -> Any:
+        if not self._items:
+            raise asyncio.QueueEmpty
+        return self._items.popleft()
+
+    async def get(self) -> Any:
+        while not self._items:
+            getter = asyncio.get_running_loop().create_future()
+            self._getters.append(getter)
+            try:
+                await getter
+            finally:
+                # Cancelled (python-engineio's poll gives up after a while) or woken: no longer waiting.
+                if getter in self._getters:
+                    self._getters.remove(getter)
+        return self._items.popleft()
+
+    def task_done(self) -> None:
+        if self._unfinished <= 0:
+            raise ValueError("task_done() called too many times")
+        self._unfinished -= 1
+        if self._unfinished == 0 and self._joined is not None:
+            if not self._joined.done():
+                self._joined.set_result(None)
+            self._joined = None
+
+    async def join(self) -> None:
+        if self._unfinished == 0:
+            return
+        if self._joined is None:
+            self._joined = asyncio.get_running_loop().create_future()
+        # Shielded: one joiner cancelled must not cancel the others' wait.
+        await asyncio.shield(self._joined)
+
 
 class _EngineIO(engineio.AsyncServer):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._async = {**self._async, "websocket": _WebSocket}
+
+    def create_queue(self, *args: Any, **kwargs: Any) -> PacketQueue:
+        return PacketQueue()
 
 
 class _AsyncServer(socketio.AsyncServer):
