@@ -687,7 +687,7 @@ def main() -> None:
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
             "cores": os.cpu_count(),
             "python": sys.version.split()[0],
-            "realtime_mode": "as shipped",
+            "realtime_mode": settings.realtime_async_mode,
             "fd_limit": fd_limit,
             "options": vars(args),
             "stack_processes": sorted(stack.processes),
