@@ -25,6 +25,7 @@ import socketio
 from aiohttp import web
 from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as eio_aiohttp
+from engineio.async_socket import AsyncSocket
 
 from realtime.feed import Feed
 from realtime.routing import EVENT_PACKET, Delivery, user_room
@@ -115,16 +116,18 @@ class PacketQueue:
     """A connection's queue of packets for its writer, as python-engineio uses it: unbounded, one reader.
 
     asyncio.Queue holds four deques (760 bytes each, empty or not: waiting getters, waiting
-    putters, joiners and the items), a quarter of what an idle connection costs. Nothing ever
-    waits to put on an unbounded queue, and only the writer (or a poll) waits to get, so this keeps
-    the items, a short list of waiting getters, and a future for joiners only while one waits.
+    putters, joiners and the items), and python-engineio waits on its `get()` coroutine through
+    `wait_for`, which wraps it in a task of its own: together a fifth of what an idle connection
+    costs. Nothing ever waits to put on an unbounded queue, and only the writer (or a poll) waits
+    to get, so this keeps the items and the waiting getters, hands `get()` out as a bare future
+    (which `wait_for` awaits as it is), and makes the joiners' future only while one waits.
     """
 
     __slots__ = ("_items", "_getters", "_unfinished", "_joined")
 
     def __init__(self) -> None:
         self._items: deque[Any] = deque()
-        self._getters: list[asyncio.Future[None]] = []
+        self._getters: list[asyncio.Future[Any]] = []
         self._unfinished = 0
         self._joined: asyncio.Future[None] | None = None
 
@@ -135,13 +138,14 @@ class PacketQueue:
         return not self._items
 
     def put_nowait(self, item: Any) -> None:
-        self._items.append(item)
         self._unfinished += 1
-        getters, self._getters = self._getters, []
-        for getter in getters:
-            # Each woken getter looks again and waits again if another took the item.
+        while self._getters:
+            getter = self._getters.pop(0)
+            # A getter given up on (cancelled by wait_for's timeout) takes nothing.
             if not getter.done():
-                getter.set_result(None)
+                getter.set_result(item)
+                return
+        self._items.append(item)
 
     async def put(self, item: Any) -> None:
         self.put_nowait(item)
@@ -151,17 +155,14 @@ class PacketQueue:
             raise asyncio.QueueEmpty
         return self._items.popleft()
 
-    async def get(self) -> Any:
-        while not self._items:
-            getter = asyncio.get_running_loop().create_future()
-            self._getters.append(getter)
-            try:
-                await getter
-            finally:
-                # Cancelled (python-engineio's poll gives up after a while) or woken: no longer waiting.
-                if getter in self._getters:
-                    self._getters.remove(getter)
-        return self._items.popleft()
+    def get(self) -> asyncio.Future[Any]:
+        """A future of the next item (awaitable as asyncio.Queue.get() is)."""
+        future = asyncio.get_running_loop().create_future()
+        if self._items:
+            future.set_result(self._items.popleft())
+        else:
+            self._getters.append(future)
+        return future
 
     def task_done(self) -> None:
         if self._unfinished <= 0:
@@ -181,6 +182,14 @@ class PacketQueue:
         await asyncio.shield(self._joined)
 
 
+def _ping(connection: AsyncSocket) -> None:
+    """python-engineio's `AsyncSocket._send_ping` after its sleep (its timeout check has nothing to
+    check then: the pong that scheduled this cleared `last_ping`)."""
+    if not connection.closing and not connection.closed:
+        connection.last_ping = time.time()
+        connection.queue.put_nowait(eio_packet.Packet(eio_packet.PING))
+
+
 class _EngineIO(engineio.AsyncServer):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -188,6 +197,13 @@ class _EngineIO(engineio.AsyncServer):
 
     def create_queue(self, *args: Any, **kwargs: Any) -> PacketQueue:
         return PacketQueue()
+
+    def start_background_task(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        # python-engineio pings each connection from a task of its own that sleeps ping_interval: a
+        # task, its coroutine and its context per connection, held all the time. A timer does the same.
+        if getattr(target, "__func__", None) is AsyncSocket._send_ping and not args and not kwargs:
+            return asyncio.get_running_loop().call_later(self.ping_interval, _ping, target.__self__)
+        return super().start_background_task(target, *args, **kwargs)
 
 
 class _AsyncServer(socketio.AsyncServer):
