@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import socketio
+import websocket
 
 from shared.auth import issue_token
 from shared.config import Settings
@@ -99,3 +101,21 @@ def test_a_connection_is_closed_when_its_token_expires(realtime_process: Realtim
         for listener in (short, lasting):
             if listener.client.connected:
                 listener.client.disconnect()
+
+
+def test_a_websocket_offering_permessage_deflate_is_served_uncompressed(
+    realtime_process: RealtimeProcess, settings: Settings
+) -> None:
+    # Every browser offers it; accepted, each connection would keep a zlib compressor (~90 KB).
+    ws = websocket.create_connection(
+        f"ws://127.0.0.1:{realtime_process.port}/{settings.socketio_path}/?EIO=4&transport=websocket",
+        header=["Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"],
+        timeout=5,
+    )
+    try:
+        assert "sec-websocket-extensions" not in {name.lower() for name in ws.getheaders()}
+        assert ws.recv().startswith("0")  # the Engine.IO open packet, in plain text
+        ws.send("40" + json.dumps({"token": issue_token(settings, "user-a")}))
+        assert ws.recv().startswith("40")
+    finally:
+        ws.close()
