@@ -191,9 +191,21 @@ def _ping(connection: AsyncSocket) -> None:
 
 
 class _EngineIO(engineio.AsyncServer):
+    # REALTIME_MAX_CONNECTIONS: eventlet's WSGI server stops accepting past it; aiohttp has no such
+    # bound, so a new session past it is refused (503) and the client retries, or tries the next URL.
+    max_connections: int | None = None
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._async = {**self._async, "websocket": _WebSocket}
+
+    async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
+        request = args[0]
+        full = self.max_connections is not None and len(self.sockets) >= self.max_connections
+        if full and "sid" not in request.query:
+            error = AppError("unavailable", "This realtime process is full; try again or another one.")
+            return web.json_response({"error": error.to_dict()}, status=503)
+        return await super().handle_request(*args, **kwargs)
 
     def create_queue(self, *args: Any, **kwargs: Any) -> PacketQueue:
         return PacketQueue()
@@ -367,6 +379,7 @@ def create_async_server(
         logger=False,
         engineio_logger=False,
     )
+    sio.eio.max_connections = settings.realtime_max_connections
     expiry = Expiry()
     _register_handlers(sio, settings, expiry)
     backpressure = _AsyncBackpressure(sio, limits.max_pending_packets)
