@@ -310,7 +310,15 @@ async def wait_for_fds(pid: int, at_most: int, timeout: float) -> int:
 
 
 def make_clients(
-    host: str, port: int, path: str, users: list[str], count: int, arrivals: Arrivals, settings: Settings
+    host: str,
+    port: int,
+    path: str,
+    users: list[str],
+    count: int,
+    arrivals: Arrivals,
+    settings: Settings,
+    *,
+    deflate: bool = False,
 ) -> list[Client]:
     tokens = {u: issue_token(settings, u) for u in users}
     return [
@@ -322,6 +330,7 @@ def make_clients(
             token=tokens[users[i % len(users)]],
             on_event=arrivals.on_event,
             user_id=users[i % len(users)],
+            deflate=deflate,
         )
         for i in range(count)
     ]
@@ -370,7 +379,7 @@ async def connections_phase(
     await asyncio.sleep(1.0)
 
     arrivals = Arrivals()
-    clients = make_clients(host, port, path, students, args.clients, arrivals, settings)
+    clients = make_clients(host, port, path, students, args.clients, arrivals, settings, deflate=args.deflate)
     rss = {"before": rss_kb(rt_pid)}
     meter = Meter(stack)
     result = await connect_many(
@@ -641,6 +650,9 @@ def main() -> None:
     parser.add_argument("--probe-interval", type=float, default=2.0)
     parser.add_argument("--concurrency", type=int, default=64, help="connection handshakes in flight")
     parser.add_argument("--connect-timeout", type=float, default=10.0)
+    parser.add_argument(
+        "--deflate", action="store_true", help="clients offer permessage-deflate, as every browser does"
+    )
     args = parser.parse_args()
     if args.course_size < 1:
         parser.error("--course-size must be at least 1")
@@ -687,7 +699,7 @@ def main() -> None:
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
             "cores": os.cpu_count(),
             "python": sys.version.split()[0],
-            "realtime_mode": "as shipped",
+            "realtime_mode": settings.realtime_async_mode,
             "fd_limit": fd_limit,
             "options": vars(args),
             "stack_processes": sorted(stack.processes),

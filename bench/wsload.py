@@ -5,7 +5,9 @@ does not get near 5,000 connections on one core. This speaks just enough of the 
 for a receiving client, straight on asyncio's Protocol API, with no dependency:
 
 - WebSocket (RFC 6455) client handshake and framing: masked client frames; unmasked,
-  possibly fragmented server frames; ping -> pong; close.
+  possibly fragmented server frames; ping -> pong; close. With `deflate`, the handshake offers
+  permessage-deflate (RFC 7692) as every browser does, and compressed server messages are
+  inflated (the client's own frames go uncompressed, which the extension allows).
 - Engine.IO v4 over the websocket transport only: `0{...}` open, `2` ping -> `3` pong,
   `1` close, `4...` message.
 - Socket.IO v5 on the default namespace: `40{"token": ...}` to connect with auth, `40{sid}`
@@ -23,9 +25,10 @@ import base64
 import json
 import os
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 OnEvent = Callable[["Client", float, str], None]
 
@@ -69,6 +72,7 @@ class Client(asyncio.Protocol):
     token: str
     on_event: OnEvent
     user_id: str = ""
+    deflate: bool = False  # offer permessage-deflate, as browsers do
     connected: asyncio.Future[str] | None = None  # resolves to the Socket.IO sid
     transport: asyncio.Transport | None = None
     closed: bool = False
@@ -79,6 +83,8 @@ class Client(asyncio.Protocol):
     _handshaken: bool = False
     _fragments: list[bytes] = field(default_factory=list)
     _fragment_op: int = 0
+    _fragment_compressed: bool = False
+    _inflater: Any = None  # a zlib decompressor once the server accepted permessage-deflate
 
     # --- asyncio.Protocol ----------------------------------------------------------------
 
@@ -90,7 +96,9 @@ class Client(asyncio.Protocol):
             f"GET /{self.path}/?EIO=4&transport=websocket HTTP/1.1\r\n"
             f"Host: {self.host}:{self.port}\r\n"
             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            + ("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" if self.deflate else "")
+            + "\r\n"
         )
         transport.write(request.encode())
 
@@ -103,10 +111,13 @@ class Client(asyncio.Protocol):
             if end < 0:
                 return
             status = bytes(buf[: buf.find(b"\r\n")])
+            head = bytes(buf[:end]).lower()
             del buf[: end + 4]
             if b" 101 " not in status:
                 self._fail(f"websocket handshake refused: {status.decode(errors='replace')}")
                 return
+            if b"permessage-deflate" in head:
+                self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
             self._handshaken = True
         self._parse(now)
 
@@ -154,11 +165,14 @@ class Client(asyncio.Protocol):
                 continue
             if opcode != _OP_CONT:
                 self._fragment_op = opcode
+                self._fragment_compressed = bool(b0 & 0x40)  # RSV1: a compressed message
                 self._fragments = []
             self._fragments.append(payload)
             if fin:
                 message = b"".join(self._fragments)
                 self._fragments = []
+                if self._fragment_compressed and self._inflater is not None:
+                    message = self._inflater.decompress(message + b"\x00\x00\xff\xff")
                 if self._fragment_op == _OP_TEXT:
                     self._engineio(now, message.decode())
 

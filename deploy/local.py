@@ -107,6 +107,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "REALTIME_HOST": settings.realtime_host,
         "REALTIME_PORT": str(settings.realtime_port),
         "REALTIME_PUBLIC_URL": settings.realtime_public_url,
+        "REALTIME_ASYNC_MODE": settings.realtime_async_mode,
         "BLOB_STORE": settings.blob_store,
         "BLOB_DIR": str(settings.blob_dir),
         "S3_ENDPOINT_URL": settings.s3_endpoint_url,

@@ -1,113 +1,16 @@
-"""`python -m realtime`: serve Socket.IO on eventlet until SIGTERM or SIGINT."""
+"""`python -m realtime`: serve Socket.IO until SIGTERM or SIGINT, in the async mode REALTIME_ASYNC_MODE names.
 
-import warnings
+`eventlet` (the default) monkey-patches the process as its module is imported, so the mode is read
+from the environment before anything else is imported; `aiohttp` runs python-socketio's asyncio
+server and patches nothing.
+"""
 
-# eventlet's maintenance mode is a known, recorded choice (ARCHITECTURE.md, Concurrency);
-# its import-time deprecation banner would only be noise on every start.
-warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
-
-import eventlet  # noqa: E402
-
-# Before anything else imports socket, threading or time: kombu and python-socketio
-# must get the green versions.
-eventlet.monkey_patch()
-
-import logging  # noqa: E402
-import resource  # noqa: E402
-import signal  # noqa: E402
-import sys  # noqa: E402
-from types import FrameType  # noqa: E402
-
-import eventlet.wsgi  # noqa: E402
-
-from realtime.server import Limits, create_server  # noqa: E402
-from shared.config import Settings  # noqa: E402
-from shared.supervise import PROCESS  # noqa: E402
-
-log = logging.getLogger("realtime")
-
-STOP_POLL_SECONDS = 0.2
-STOP_TIMEOUT_SECONDS = 5.0
-
-
-class _Protocol(eventlet.wsgi.HttpProtocol):
-    """eventlet's HTTP handler with small socket buffers: a websocket keeps its handler (and
-    these buffers) for its whole life but reads and writes the raw socket after the upgrade,
-    so the default 8 KB + 16 KB buffers would only cost memory on every connection."""
-
-    rbufsize = 2048
-    wbufsize = 2048
-
-
-def _allow_open_files(wanted: int) -> None:
-    """One file per connection: raise the soft limit as far as the hard limit allows."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-
-
-def main() -> int:
-    settings = Settings.from_env()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    if settings.realtime_async_mode != "eventlet":
-        log.error(
-            "python -m realtime serves with eventlet; REALTIME_ASYNC_MODE=%s needs another WSGI server",
-            settings.realtime_async_mode,
-        )
-        return 2
-
-    stop_requested: list[int] = []
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        # A handler may run inside eventlet's hub, where switching greenlets is unsafe:
-        # only record the request; the main green thread polls for it.
-        stop_requested.append(signum)
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-
-    _allow_open_files(settings.realtime_max_connections + 256)
-    limits = Limits.from_settings(settings)
-    server = create_server(settings, limits)
-    # Every websocket holds one of the WSGI server's slots for its life (eventlet's default
-    # is 1,024), and a reconnect storm needs a deep accept queue.
-    listener = eventlet.listen((settings.realtime_host, settings.realtime_port), backlog=2048)
-    server.start()
-    http = eventlet.spawn(
-        eventlet.wsgi.server,
-        listener,
-        server.app,
-        max_size=settings.realtime_max_connections,
-        protocol=_Protocol,
-        log_output=False,
-        debug=False,
-    )
-    log.info(
-        "realtime: serving on %s:%d, consuming %s (ping %gs + %gs, at most %d packets pending per connection)",
-        settings.realtime_host,
-        settings.realtime_port,
-        server.feed.queue,
-        limits.ping_interval,
-        limits.ping_timeout,
-        limits.max_pending_packets,
-    )
-
-    while not stop_requested and not http.dead and PROCESS.fatal_reason is None:
-        eventlet.sleep(STOP_POLL_SECONDS)
-    # A loop (the feed) that could not be kept running ends the process non-zero, to be started again.
-    fatal = PROCESS.fatal_reason is not None
-    if not stop_requested and not fatal:
-        log.error("realtime: the HTTP server stopped on its own")
-        http.wait()  # re-raises whatever ended it
-        return 1
-
-    log.info("realtime: stopping (%s)", PROCESS.fatal_reason if fatal else f"signal {stop_requested[0]}")
-    server.stop(STOP_TIMEOUT_SECONDS)
-    # Open sockets simply drop; clients reconnect to another process and catch up with /sync.
-    http.kill()
-    return 1 if fatal else 0
-
+import os
+import sys
 
 if __name__ == "__main__":
+    if os.environ.get("REALTIME_ASYNC_MODE", "eventlet") == "aiohttp":
+        from realtime.serve_aiohttp import main
+    else:
+        from realtime.serve_eventlet import main  # refuses any other mode, after patching
     sys.exit(main())

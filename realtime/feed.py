@@ -62,12 +62,14 @@ class Feed:
         here: Callable[[str], bool],
         on_resume: Callable[[], None] | None = None,
         pause: Callable[[], None] = lambda: None,
+        flush: Callable[[], None] = lambda: None,
     ) -> None:
         self.settings = settings
         self._emit = emit
         self._here = here
         self._on_resume = on_resume
         self._pause = pause
+        self._flush = flush
         self._consumed_before = False
         self._cursors = Cursors(settings.cursor_secret)
         self._seen = RecentIds(RECENT_EVENT_IDS)
@@ -101,21 +103,28 @@ class Feed:
         self._consumed_before = True
 
     def deliver(self, envelope: Envelope) -> None:
-        """The consumer's handler: emit to the audience's rooms (at-least-once in, once out)."""
+        """The consumer's handler: emit to the audience's rooms (at-least-once in, once out).
+
+        Returns (and so lets the consumer ack) only once every emit is done: `flush` waits for
+        emits that another thread carries out (asyncio: the event loop's)."""
         if envelope.id in self._seen:
             return
-        for count, delivery in enumerate(deliveries(envelope, self._here, self._cursor), 1):
-            self._emit(delivery)
-            if count % YIELD_EVERY == 0:
-                # Let the writers put what is queued on the wire while a big fan-out goes on.
-                self._pause()
+        try:
+            for count, delivery in enumerate(deliveries(envelope, self._here, self._cursor), 1):
+                self._emit(delivery)
+                if count % YIELD_EVERY == 0:
+                    # Let the writers put what is queued on the wire while a big fan-out goes on.
+                    self._pause()
+        finally:
+            self._flush()
         self._seen.add(envelope.id)
 
     def _cursor(self, user_id: str, seq: int) -> str:
         return encode_sync(self._cursors, user_id, seq)
 
     def start(self, spawn: Spawn) -> None:
-        """Consume in a background task of the server's async mode (a green thread on eventlet)."""
+        """Consume in a background task of the server's async mode (a green thread on eventlet, a
+        thread on asyncio: kombu blocks)."""
         self._started = True
         spawn(self._run)
 

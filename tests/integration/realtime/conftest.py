@@ -1,7 +1,12 @@
-"""A real `python -m realtime` subprocess per test, and Socket.IO clients that record what they get."""
+"""A real `python -m realtime` subprocess per test, and Socket.IO clients that record what they get.
+
+Every test runs once in each async mode `python -m realtime` serves (eventlet, aiohttp), or only
+in the one REALTIME_ASYNC_MODE names.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,6 +15,25 @@ import pytest
 from shared.auth import issue_token
 from shared.config import Settings
 from tests.integration.realtime.support import Listener, RealtimeProcess, open_listener, running_realtime
+
+MODES = ("eventlet", "aiohttp")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # The threading-mode tests build their own server in-process: one run is enough.
+    if metafunc.module.__name__.endswith("test_threading_mode"):
+        return
+    modes = [m for m in MODES if os.environ.get("REALTIME_ASYNC_MODE", m) == m]
+    metafunc.parametrize("async_mode", modes, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def async_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    """The mode every realtime process of the test is started in (running_realtime hands it on)."""
+    mode = getattr(request, "param", None)
+    if mode is not None:
+        monkeypatch.setenv("REALTIME_ASYNC_MODE", mode)
+    return mode
 
 
 @pytest.fixture

@@ -77,7 +77,7 @@ def running_realtime(settings: Settings, log_path: Path, *, amqp_url: str | None
         "REALTIME_HOST": "127.0.0.1",
         "REALTIME_PORT": str(port),
         "SOCKETIO_PATH": settings.socketio_path,
-        "REALTIME_ASYNC_MODE": "eventlet",
+        "REALTIME_ASYNC_MODE": os.environ.get("REALTIME_ASYNC_MODE", "eventlet"),
         "LOG_LEVEL": "INFO",
         "PYTHONUNBUFFERED": "1",
     }

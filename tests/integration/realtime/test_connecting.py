@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import socketio
+import websocket
 
 from shared.auth import issue_token
 from shared.config import Settings
-from tests.integration.realtime.support import Listener, RealtimeProcess, open_listener
+from tests.integration.realtime.support import Listener, RealtimeProcess, open_listener, running_realtime
 from tests.support.waiting import wait_for
 
 
@@ -99,3 +102,52 @@ def test_a_connection_is_closed_when_its_token_expires(realtime_process: Realtim
         for listener in (short, lasting):
             if listener.client.connected:
                 listener.client.disconnect()
+
+
+def test_a_websocket_offering_permessage_deflate_is_served_uncompressed(
+    realtime_process: RealtimeProcess, settings: Settings
+) -> None:
+    # Every browser offers it; accepted, each connection would keep a zlib compressor (~90 KB).
+    ws = websocket.create_connection(
+        f"ws://127.0.0.1:{realtime_process.port}/{settings.socketio_path}/?EIO=4&transport=websocket",
+        header=["Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"],
+        timeout=5,
+    )
+    try:
+        assert "sec-websocket-extensions" not in {name.lower() for name in ws.getheaders()}
+        assert ws.recv().startswith("0")  # the Engine.IO open packet, in plain text
+        ws.send("40" + json.dumps({"token": issue_token(settings, "user-a")}))
+        assert ws.recv().startswith("40")
+    finally:
+        ws.close()
+
+
+def test_past_its_connection_limit_a_process_refuses_new_sessions_on_asyncio(
+    settings: Settings, tmp_path: Path, async_mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # eventlet's WSGI server bounds itself (new connections wait to be accepted); aiohttp does not.
+    if async_mode != "aiohttp":
+        pytest.skip("eventlet's WSGI server holds new connections back itself")
+    monkeypatch.setenv("REALTIME_MAX_CONNECTIONS", "2")
+    with running_realtime(settings, tmp_path / "realtime.log") as rt:
+        held = [open_listener(rt.url, settings, auth={"token": issue_token(settings, u)}) for u in ("user-a", "user-b")]
+        try:
+            with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+                websocket.create_connection(
+                    f"ws://127.0.0.1:{rt.port}/{settings.socketio_path}/?EIO=4&transport=websocket", timeout=5
+                )
+            assert refused.value.status_code == 503
+            held.pop().client.disconnect()
+            assert wait_for(lambda: _connects(rt, settings))
+        finally:
+            for listener in held:
+                listener.client.disconnect()
+
+
+def _connects(rt: RealtimeProcess, settings: Settings) -> bool:
+    try:
+        listener = open_listener(rt.url, settings, auth={"token": issue_token(settings, "user-c")})
+    except socketio.exceptions.ConnectionError:
+        return False
+    listener.client.disconnect()
+    return True
