@@ -37,9 +37,9 @@ from realtime.server import (
     Backpressure,
     Expiry,
     Limits,
-    token_from,
+    admit,
+    register_leaving,
 )
-from shared.auth import verify_token
 from shared.config import Settings
 from shared.errors import AppError
 from shared.health import WSGIApp, health_app, loops_ready
@@ -309,22 +309,12 @@ def _register_handlers(sio: socketio.AsyncServer, settings: Settings, expiry: Ex
         # python-socketio also dispatches a client-sent event named "connect" here: ignore it.
         if sio.manager.is_connected(sid, "/"):
             return
-        try:
-            identity = verify_token(settings, token_from(environ, auth))
-        except AppError as exc:
-            raise socketio.exceptions.ConnectionRefusedError(exc.message, exc.to_dict()) from None
-        await sio.save_session(sid, {"user_id": identity.user_id, "expires_at": identity.expires_at})
-        await sio.enter_room(sid, user_room(identity.user_id))
-        expiry.track(sid, identity.expires_at)
+        session = admit(settings, environ, auth)
+        await sio.save_session(sid, session)
+        await sio.enter_room(sid, user_room(session["user_id"]))
+        expiry.track(sid, session["expires_at"])
 
-    @sio.on("disconnect")
-    def disconnect(sid: str, *_: Any) -> None:
-        expiry.forget(sid)
-
-    @sio.on("*")
-    def ignore(event: Any, sid: str, *args: Any) -> None:
-        # Clients have nothing to say yet; whatever they send is dropped, never fatal.
-        return None
+    register_leaving(sio, expiry)
 
 
 @dataclass

@@ -11,7 +11,7 @@ import signal
 from aiohttp import web
 
 from realtime.async_server import create_async_server
-from realtime.server import Limits, allow_open_files
+from realtime.server import Limits, allow_open_files, log_serving
 from shared.config import Settings
 from shared.supervise import PROCESS
 
@@ -43,15 +43,7 @@ async def serve(settings: Settings) -> int:
     site = web.TCPSite(runner, settings.realtime_host, settings.realtime_port, backlog=2048)
     await site.start()
     server.start()
-    log.info(
-        "realtime: serving on %s:%d (aiohttp), consuming %s (ping %gs + %gs, at most %d packets pending each)",
-        settings.realtime_host,
-        settings.realtime_port,
-        server.feed.queue,
-        limits.ping_interval,
-        limits.ping_timeout,
-        limits.max_pending_packets,
-    )
+    log_serving(server.feed.queue, settings.realtime_host, settings.realtime_port, "aiohttp", limits)
 
     while not stopping.is_set() and PROCESS.fatal_reason is None:
         with contextlib.suppress(TimeoutError):

@@ -19,7 +19,7 @@ from types import FrameType  # noqa: E402
 
 import eventlet.wsgi  # noqa: E402
 
-from realtime.server import Limits, allow_open_files, create_server  # noqa: E402
+from realtime.server import Limits, allow_open_files, create_server, log_serving  # noqa: E402
 from shared.config import Settings  # noqa: E402
 from shared.supervise import PROCESS  # noqa: E402
 
@@ -74,15 +74,7 @@ def main() -> int:
         log_output=False,
         debug=False,
     )
-    log.info(
-        "realtime: serving on %s:%d, consuming %s (ping %gs + %gs, at most %d packets pending per connection)",
-        settings.realtime_host,
-        settings.realtime_port,
-        server.feed.queue,
-        limits.ping_interval,
-        limits.ping_timeout,
-        limits.max_pending_packets,
-    )
+    log_serving(server.feed.queue, settings.realtime_host, settings.realtime_port, "eventlet", limits)
 
     while not stop_requested and not http.dead and PROCESS.fatal_reason is None:
         eventlet.sleep(STOP_POLL_SECONDS)

@@ -251,19 +251,44 @@ def token_from(environ: dict[str, Any], auth: Any) -> str | None:
     return bearer(environ.get("HTTP_AUTHORIZATION"))
 
 
+def admit(settings: Settings, environ: Any, auth: Any) -> dict[str, Any]:
+    """The session of a connecting client, or the refusal python-socketio sends back to it."""
+    try:
+        identity = verify_token(settings, token_from(environ, auth))
+    except AppError as exc:
+        raise socketio.exceptions.ConnectionRefusedError(exc.message, exc.to_dict()) from None
+    return {"user_id": identity.user_id, "expires_at": identity.expires_at}
+
+
+def log_serving(queue: str, host: str, port: int, mode: str, limits: Limits) -> None:
+    log.info(
+        "realtime: serving on %s:%d (%s), consuming %s (ping %gs + %gs, at most %d packets pending per connection)",
+        host,
+        port,
+        mode,
+        queue,
+        limits.ping_interval,
+        limits.ping_timeout,
+        limits.max_pending_packets,
+    )
+
+
 def _register_handlers(sio: socketio.Server, settings: Settings, expiry: Expiry) -> None:
     @sio.on("connect")
     def connect(sid: str, environ: Any = None, auth: Any = None, *_: Any) -> None:
         # python-socketio also dispatches a client-sent event named "connect" here: ignore it.
         if sio.manager.is_connected(sid, "/"):
             return
-        try:
-            identity = verify_token(settings, token_from(environ, auth))
-        except AppError as exc:
-            raise socketio.exceptions.ConnectionRefusedError(exc.message, exc.to_dict()) from None
-        sio.save_session(sid, {"user_id": identity.user_id, "expires_at": identity.expires_at})
-        sio.enter_room(sid, user_room(identity.user_id))
-        expiry.track(sid, identity.expires_at)
+        session = admit(settings, environ, auth)
+        sio.save_session(sid, session)
+        sio.enter_room(sid, user_room(session["user_id"]))
+        expiry.track(sid, session["expires_at"])
+
+    register_leaving(sio, expiry)
+
+
+def register_leaving(sio: socketio.Server | socketio.AsyncServer, expiry: Expiry) -> None:
+    """What both async modes do alike: forget a connection that left, drop what clients send."""
 
     @sio.on("disconnect")
     def disconnect(sid: str, *_: Any) -> None:

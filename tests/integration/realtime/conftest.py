@@ -23,7 +23,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # The threading-mode tests build their own server in-process: one run is enough.
     if metafunc.module.__name__.endswith("test_threading_mode"):
         return
-    modes = [m for m in MODES if os.environ.get("REALTIME_ASYNC_MODE", m) == m]
+    # `@pytest.mark.modes(...)`: a behaviour only some modes have (the test says why).
+    only = metafunc.definition.get_closest_marker("modes")
+    modes = [m for m in MODES if os.environ.get("REALTIME_ASYNC_MODE", m) == m and (only is None or m in only.args)]
     metafunc.parametrize("async_mode", modes, indirect=True)
 
 

@@ -122,12 +122,11 @@ def test_a_websocket_offering_permessage_deflate_is_served_uncompressed(
         ws.close()
 
 
+# eventlet's WSGI server bounds itself (new connections wait to be accepted); aiohttp refuses them.
+@pytest.mark.modes("aiohttp")
 def test_past_its_connection_limit_a_process_refuses_new_sessions_on_asyncio(
     settings: Settings, tmp_path: Path, async_mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # eventlet's WSGI server bounds itself (new connections wait to be accepted); aiohttp does not.
-    if async_mode != "aiohttp":
-        pytest.skip("eventlet's WSGI server holds new connections back itself")
     monkeypatch.setenv("REALTIME_MAX_CONNECTIONS", "2")
     with running_realtime(settings, tmp_path / "realtime.log") as rt:
         held = [open_listener(rt.url, settings, auth={"token": issue_token(settings, u)}) for u in ("user-a", "user-b")]
