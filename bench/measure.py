@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import resource
 import socket
 import statistics
 import time
@@ -86,8 +87,8 @@ def process_table() -> dict[int, tuple[int, float, str]]:
     return table
 
 
-def tree_cpu(table: dict[int, tuple[int, float, str]], root: int) -> float:
-    """CPU seconds of a process and its live descendants (gunicorn's workers)."""
+def descendants(table: dict[int, tuple[int, float, str]], root: int) -> set[int]:
+    """A process and its live descendants (gunicorn's workers, Celery's pool)."""
     wanted = {root}
     changed = True
     while changed:
@@ -96,7 +97,36 @@ def tree_cpu(table: dict[int, tuple[int, float, str]], root: int) -> float:
             if parent in wanted and pid not in wanted:
                 wanted.add(pid)
                 changed = True
-    return sum(table[pid][1] for pid in wanted if pid in table)
+    return wanted
+
+
+def tree_cpu(table: dict[int, tuple[int, float, str]], root: int) -> float:
+    """CPU seconds of a process and its live descendants."""
+    return sum(table[pid][1] for pid in descendants(table, root) if pid in table)
+
+
+def rss_kb(pid: int) -> int:
+    """Resident memory of one process, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def raise_fd_limit() -> int:
+    """Soft RLIMIT_NOFILE up to the hard limit (one socket per simulated client); the Stack's
+    children, the realtime process among them, inherit it. The limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def servers_cpu(table: dict[int, tuple[int, float, str]]) -> dict[str, float]:
+    """CPU seconds of PostgreSQL and RabbitMQ, all of their processes (other users' work too)."""
+    return {name: sum(cpu for _, cpu, comm in table.values() if comm in comms) for name, comms in SERVERS.items()}
 
 
 def machine_jiffies() -> tuple[float, float, float]:
@@ -223,9 +253,7 @@ class Meter:
             "wall": time.perf_counter(),
             "generator": time.process_time(),
             "stack": {name: tree_cpu(table, p.pid) for name, p in self.stack.processes.items()},
-            "servers": {
-                name: sum(cpu for _, cpu, comm in table.values() if comm in comms) for name, comms in SERVERS.items()
-            },
+            "servers": servers_cpu(table),
             "machine": machine_jiffies(),
         }
 

@@ -27,7 +27,6 @@ import json
 import math
 import os
 import re
-import resource
 import sys
 import tempfile
 import time
@@ -41,8 +40,8 @@ from urllib.parse import urlsplit
 from kombu import Connection
 from sqlalchemy import text
 
-from bench.measure import Meter, bench_settings, stats
-from bench.wsload import Client, connect_many
+from bench.measure import Meter, bench_settings, raise_fd_limit, rss_kb, stats
+from bench.wsload import Arrivals, Client, connect_many
 from deploy.local import DEFINITIONS, Stack, delete_topology, setup
 from shared.auth import issue_token
 from shared.config import Settings
@@ -56,7 +55,6 @@ BENCH_USER = "user-rtb-{:04d}"
 # Arrival of "our" message: a message.created event whose text carries the tag in the body.
 # Only the tag and the event name are relied on, not the payload's shape.
 TAG = re.compile(r"rtbench~(\w+)~(\d+)~")
-CREATED = '2["message.created"'
 # The server's Engine.IO ping interval: it pings again only after the client's pong.
 PING_INTERVAL = Settings().realtime_ping_interval
 TARGET_KB_PER_CONNECTION = 30
@@ -64,23 +62,6 @@ TARGET_FANOUT_P99_MS = 500
 
 
 # --- small helpers ----------------------------------------------------------------------------
-
-
-def raise_fd_limit() -> int:
-    """Soft RLIMIT_NOFILE up to the hard limit; the Stack's children inherit it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY:
-        hard = 1 << 20
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
 
 
 def open_fds(pid: int) -> int:
@@ -185,29 +166,6 @@ def post(api: str, path: str, token: str, body: dict[str, Any]) -> tuple[int, di
 
 
 # --- the measurements -------------------------------------------------------------------------
-
-
-class Arrivals:
-    """First arrival per (message tag, client index) of our message.created events."""
-
-    def __init__(self) -> None:
-        self.at: dict[str, dict[int, float]] = {}
-        self.duplicates = 0
-        self.other_events = 0
-
-    def on_event(self, client: Client, now: float, packet: str) -> None:
-        if not packet.startswith(CREATED):
-            self.other_events += 1
-            return
-        match = TAG.search(packet)
-        if match is None:
-            self.other_events += 1
-            return
-        seen = self.at.setdefault(match.group(0), {})
-        if client.index in seen:
-            self.duplicates += 1
-        else:
-            seen[client.index] = now
 
 
 class Sender:
@@ -364,7 +322,7 @@ async def connections_phase(
     host, port, path = "127.0.0.1", settings.realtime_port, settings.socketio_path
     teacher_token = issue_token(settings, TEACHER)
     # Warm up once (lazy imports, first allocations), so the baseline is the process ready to serve.
-    warm_arrivals = Arrivals()
+    warm_arrivals = Arrivals(TAG)
     warm = await connect_many(
         make_clients(host, port, path, students, 20, warm_arrivals, settings),
         concurrency=20,
@@ -378,7 +336,7 @@ async def connections_phase(
     fds_idle = await wait_for_fds(rt_pid, open_fds(rt_pid) - 20, 10)
     await asyncio.sleep(1.0)
 
-    arrivals = Arrivals()
+    arrivals = Arrivals(TAG)
     clients = make_clients(host, port, path, students, args.clients, arrivals, settings, deflate=args.deflate)
     rss = {"before": rss_kb(rt_pid)}
     meter = Meter(stack)
@@ -483,7 +441,7 @@ async def fanout_phase(
 ) -> dict[str, Any]:
     host, port, path = "127.0.0.1", settings.realtime_port, settings.socketio_path
     members = [TEACHER, *students]
-    arrivals = Arrivals()
+    arrivals = Arrivals(TAG)
     clients = make_clients(host, port, path, members, len(members), arrivals, settings)
     result = await connect_many(
         clients, concurrency=args.concurrency, timeout=args.connect_timeout, give_up_after_failures=args.concurrency

@@ -80,13 +80,16 @@ from bench.measure import (
     SERVERS,
     Meter,
     bench_settings,
+    descendants,
     free_port,
     percentile,
     process_table,
     queue_depths,
+    raise_fd_limit,
+    rss_kb,
     write_report,
 )
-from bench.wsload import Client, ConnectRefused, connect
+from bench.wsload import MESSAGE_CREATED, Arrivals, Client, ConnectRefused, connect
 from deploy.local import DEFINITIONS, Stack, delete_topology, setup
 from shared.auth import issue_token
 from shared.config import Settings
@@ -118,7 +121,6 @@ HTTP_TIMEOUT_S = 10.0
 PUSH_GRACE_S = 15.0
 
 TAG = re.compile(r"sdb-\d+-\d+")
-CREATED = '2["message.created"'
 
 
 # --- the simulated users -------------------------------------------------------------------------
@@ -156,13 +158,12 @@ class Ledger:
     errors: Counter[str] = field(default_factory=Counter)  # "kind status/reason" -> count
     error_examples: dict[str, str] = field(default_factory=dict)
     sent: dict[str, Sent] = field(default_factory=dict)
-    arrived: dict[str, dict[int, float]] = field(default_factory=dict)
+    arrivals: Arrivals = field(default_factory=lambda: Arrivals(TAG))
     connects: list[tuple[float, float, bool]] = field(default_factory=list)  # start, ms, ok
     connect_failures: list[tuple[float, str]] = field(default_factory=list)
     drops: list[tuple[float, str, str]] = field(default_factory=list)  # time, user, reason
     events: int = 0
     event_names: Counter[str] = field(default_factory=Counter)
-    duplicate_arrivals: int = 0
 
     def record(self, kind: str, answer: Answer) -> None:
         self.requests.append((answer.started, answer.seconds * 1000, answer.status, kind))
@@ -174,19 +175,12 @@ class Ledger:
 
     def on_event(self, client: Client, now: float, packet: str) -> None:
         self.events += 1
-        if not packet.startswith(CREATED):
+        if not packet.startswith(MESSAGE_CREATED):
             end = packet.find('"', 3)
             self.event_names[packet[3:end] if end > 3 else packet[:20]] += 1
             return
         self.event_names["message.created"] += 1
-        match = TAG.search(packet)
-        if match is None:
-            return
-        seen = self.arrived.setdefault(match.group(0), {})
-        if client.index in seen:
-            self.duplicate_arrivals += 1
-        else:
-            seen[client.index] = now
+        self.arrivals.on_event(client, now, packet)
 
 
 class SchoolDay:
@@ -375,28 +369,17 @@ class SchoolDay:
 def rss_mib(stack: Stack) -> dict[str, float]:
     """Resident memory per process of the system (with its children), PostgreSQL and RabbitMQ (all theirs)."""
     table = process_table()
-    children: dict[int, list[int]] = defaultdict(list)
-    for pid, (parent, _, _) in table.items():
-        children[parent].append(pid)
-
-    def tree(root: int) -> list[int]:
-        out, todo = [], [root]
-        while todo:
-            pid = todo.pop()
-            out.append(pid)
-            todo += children.get(pid, [])
-        return out
 
     def rss(pid: int) -> int:
         try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        except OSError:
-            pass
-        return 0
+            return rss_kb(pid)
+        except (OSError, RuntimeError):  # gone since the table was read, or a kernel thread
+            return 0
 
-    out = {name: round(sum(rss(p) for p in tree(proc.pid)) / 1024, 1) for name, proc in stack.processes.items()}
+    out = {
+        name: round(sum(rss(p) for p in descendants(table, proc.pid)) / 1024, 1)
+        for name, proc in stack.processes.items()
+    }
     for name, comms in SERVERS.items():
         # Summed over the server's processes: PostgreSQL's shared buffers are counted once per backend.
         out[name] = round(sum(rss(pid) for pid, (_, _, comm) in table.items() if comm in comms) / 1024, 1)
@@ -471,7 +454,7 @@ def judge(day: SchoolDay, w: Window, max_error_rate: float = MAX_ERROR_RATE) -> 
             unacknowledged += 1
             continue
         sent_ok += 1
-        got = ledger.arrived.get(tag, {})
+        got = ledger.arrivals.at.get(tag, {})
         for i in s.expected:
             if i in got:
                 push.append((got[i] - s.started) * 1000)
@@ -615,17 +598,6 @@ async def run_step(
 # --- the run ---------------------------------------------------------------------------------------
 
 
-def raise_fd_limit() -> int:
-    """Soft RLIMIT_NOFILE up to the hard limit: one socket per user here, and the Stack's children
-    (the realtime process holds one per user too) inherit it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY:
-        hard = 1 << 20
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
 def run_loop(main: Any) -> Any:
     """On uvloop when installed (the test extra has it): the generator's CPU is mostly event-loop work."""
     try:
@@ -692,7 +664,7 @@ async def run(args: argparse.Namespace, settings: Settings, stack: Stack, distri
         "events_by_name": dict(day.ledger.event_names.most_common()),
         "mass_message": {k: v for k, v in (day.mass or {}).items() if k not in ("started", "finished")},
         "events_received": day.ledger.events,
-        "duplicate_arrivals": day.ledger.duplicate_arrivals,
+        "duplicate_arrivals": day.ledger.arrivals.duplicates,
         "errors_total": dict(day.ledger.errors.most_common()),
         "error_examples": day.ledger.error_examples,
         "generator": {

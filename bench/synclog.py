@@ -23,7 +23,7 @@ from typing import Any
 
 from kombu import Connection, Consumer, Exchange, Queue
 
-from bench.measure import SERVERS, bench_settings, machine_jiffies, process_table, tree_cpu, write_report
+from bench.measure import bench_settings, machine_jiffies, process_table, servers_cpu, tree_cpu, write_report
 from deploy.local import ROOT, commands, delete_topology, settings_env, setup
 from shared.bus import ConfirmingPublisher
 from shared.db import drop_database
@@ -55,11 +55,6 @@ def message_event(i: int) -> tuple[str, str, str]:
         audience=["user-t-001", f"user-s-{i % 900:04d}"],
     )
     return envelope.id, envelope.type, envelope.to_json()
-
-
-def _servers_cpu() -> dict[str, float]:
-    table = process_table()
-    return {name: sum(cpu for _, cpu, comm in table.values() if comm in comms) for name, comms in SERVERS.items()}
 
 
 def main() -> None:
@@ -118,7 +113,7 @@ def main() -> None:
         received.clear()
         table = process_table()
         cpu_before = tree_cpu(table, sync.pid)
-        servers_before = _servers_cpu()
+        servers_before = servers_cpu(table)
         machine_before = machine_jiffies()
         started = time.perf_counter()
         for i in range(0, len(events), 500):
@@ -129,7 +124,7 @@ def main() -> None:
         finished = time.perf_counter()
         table = process_table()
         sync_cpu = tree_cpu(table, sync.pid) - cpu_before
-        servers = {k: v - servers_before[k] for k, v in _servers_cpu().items()}
+        servers = {k: v - servers_before[k] for k, v in servers_cpu(table).items()}
         machine_after = machine_jiffies()
         publisher.close()
     finally:

@@ -24,6 +24,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import time
 import zlib
 from collections.abc import Callable
@@ -319,3 +320,28 @@ async def connect_many(
     await asyncio.gather(*tasks)
     ok.sort(key=lambda c: c.index)
     return ConnectResult(ok, failed, gave_up_at, time.perf_counter() - started, last_ok - started)
+
+
+MESSAGE_CREATED = '2["message.created"'
+
+
+class Arrivals:
+    """First arrival per (message tag, client index) of `message.created` events whose text holds
+    a tag matching `tag`; a second arrival at the same client counts as a duplicate."""
+
+    def __init__(self, tag: re.Pattern[str]) -> None:
+        self.tag = tag
+        self.at: dict[str, dict[int, float]] = {}
+        self.duplicates = 0
+        self.other_events = 0
+
+    def on_event(self, client: Client, now: float, packet: str) -> None:
+        match = self.tag.search(packet) if packet.startswith(MESSAGE_CREATED) else None
+        if match is None:
+            self.other_events += 1
+            return
+        seen = self.at.setdefault(match.group(0), {})
+        if client.index in seen:
+            self.duplicates += 1
+        else:
+            seen[client.index] = now

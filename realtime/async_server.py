@@ -32,13 +32,14 @@ from realtime.routing import EVENT_PACKET, Delivery, user_room
 from realtime.server import (
     DISCONNECT_REASON,
     EXPIRY_SWEEP_SECONDS,
-    MAX_CLIENT_MESSAGE_BYTES,
     RESYNC,
     Backpressure,
     Expiry,
     Limits,
     admit,
     register_leaving,
+    server_options,
+    user_connections,
 )
 from shared.config import Settings
 from shared.errors import AppError
@@ -359,35 +360,22 @@ def create_async_server(
 ) -> AsyncRealtimeServer:
     """Build the server on `loop`; nothing touches the network until `start()` and the web server."""
     limits = limits or Limits.from_settings(settings)
-    sio = _AsyncServer(
-        async_mode="aiohttp",
-        # Clients are served by the gateway, on another origin.
-        cors_allowed_origins="*",
-        ping_interval=limits.ping_interval,
-        ping_timeout=limits.ping_timeout,
-        max_http_buffer_size=MAX_CLIENT_MESSAGE_BYTES,
-        logger=False,
-        engineio_logger=False,
-    )
+    sio = _AsyncServer(async_mode="aiohttp", **server_options(limits))
     sio.eio.max_connections = settings.realtime_max_connections
     expiry = Expiry()
     _register_handlers(sio, settings, expiry)
     backpressure = _AsyncBackpressure(sio, limits.max_pending_packets)
 
-    def connections(user_id: str) -> dict[str, str] | None:
-        """The user's connections to this process (sid -> eio sid), if any."""
-        return sio.manager.rooms.get("/", {}).get(user_room(user_id))
-
     def emit(delivery: Delivery) -> None:
         """On the loop: queue the ready-made packet on each of the user's connections, after dropping
         any that has fallen too far behind (as `realtime.server` does)."""
-        members = connections(delivery.user_id)
+        members = user_connections(sio, delivery.user_id)
         for eio_sid in backpressure.check(members) if members else ():
             send_now(sio, eio_sid, delivery.packet)
 
     def here(user_id: str) -> bool:
         """Whether this process holds a connection of the user (read from the consumer thread, as on threads)."""
-        return bool(connections(user_id))
+        return bool(user_connections(sio, user_id))
 
     handoff = LoopHandoff(loop, emit)
 

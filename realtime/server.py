@@ -300,19 +300,28 @@ def register_leaving(sio: socketio.Server | socketio.AsyncServer, expiry: Expiry
         return None
 
 
+def server_options(limits: Limits) -> dict[str, Any]:
+    """python-socketio's options, the same in every async mode."""
+    return {
+        # Clients are served by the gateway, on another origin.
+        "cors_allowed_origins": "*",
+        "ping_interval": limits.ping_interval,
+        "ping_timeout": limits.ping_timeout,
+        "max_http_buffer_size": MAX_CLIENT_MESSAGE_BYTES,
+        "logger": False,
+        "engineio_logger": False,
+    }
+
+
+def user_connections(sio: socketio.Server | socketio.AsyncServer, user_id: str) -> dict[str, str] | None:
+    """The user's connections to this process (sid -> eio sid), if any."""
+    return sio.manager.rooms.get("/", {}).get(user_room(user_id))
+
+
 def create_server(settings: Settings, limits: Limits | None = None) -> RealtimeServer:
     """Build the server; nothing touches the network until `start()` and the WSGI server."""
     limits = limits or Limits.from_settings(settings)
-    sio = _Server(
-        async_mode=settings.realtime_async_mode,
-        # Clients are served by the gateway, on another origin.
-        cors_allowed_origins="*",
-        ping_interval=limits.ping_interval,
-        ping_timeout=limits.ping_timeout,
-        max_http_buffer_size=MAX_CLIENT_MESSAGE_BYTES,
-        logger=False,
-        engineio_logger=False,
-    )
+    sio = _Server(async_mode=settings.realtime_async_mode, **server_options(limits))
     websocket = sio.eio._async.get("websocket")
     if websocket is not None:
         sio.eio._async = {**sio.eio._async, "websocket": _without_deflate(websocket)}
@@ -320,20 +329,16 @@ def create_server(settings: Settings, limits: Limits | None = None) -> RealtimeS
     _register_handlers(sio, settings, expiry)
     backpressure = Backpressure(sio, limits.max_pending_packets)
 
-    def connections(user_id: str) -> dict[str, str] | None:
-        """The user's connections to this process (sid -> eio sid), if any."""
-        return sio.manager.rooms.get("/", {}).get(user_room(user_id))
-
     def emit(delivery: Delivery) -> None:
         """Queue the ready-made packet on each of the user's connections (as `sio.emit` would, minus
         encoding it again for each), after dropping any connection that has fallen too far behind."""
-        members = connections(delivery.user_id)
+        members = user_connections(sio, delivery.user_id)
         for eio_sid in backpressure.check(members) if members else ():
             sio.eio.send(eio_sid, delivery.packet)
 
     def here(user_id: str) -> bool:
         """Whether this process holds a connection of the user (else it has nothing to do for them)."""
-        return bool(connections(user_id))
+        return bool(user_connections(sio, user_id))
 
     def resync() -> None:
         # Events may have been lost while the bus was away: every client catches up with /sync.

@@ -33,7 +33,7 @@ def _requests(day: SimpleNamespace, ok: int, failed: int = 0, status: int = 503)
 
 def _message(day: SimpleNamespace, tag: str, expected: list[int], arrived: dict[int, float]) -> None:
     day.ledger.sent[tag] = Sent(110.0, expected, "direct", acknowledged=True)
-    day.ledger.arrived[tag] = arrived
+    day.ledger.arrivals.at[tag] = arrived
 
 
 def test_a_clean_window_is_healthy() -> None:
